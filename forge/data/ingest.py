@@ -1,0 +1,185 @@
+"""ingest + validate + version: the first stage of the pipeline, streaming end to end.
+
+Ray Data reads and validates batches in parallel; the driver streams the
+tagged batches into two Parquet writers (valid snapshot, quarantine), so no
+process holds the whole file.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from forge.config import ColumnSchema, ForgeConfig
+from forge.data.loading import read_dataset, source_format
+from forge.data.validation import HASH, RAW, REASON, DatasetStats, RowValidator, arrow_schema, dataset_checks, infer_schema
+from forge.data.versioning import DatasetVersion, commit_version, content_version
+from forge.workspace import Workspace
+
+QUARANTINE = "quarantine.parquet"
+_QSCHEMA = pa.schema([("line", pa.int64()), ("reason", pa.string()), ("raw", pa.string())])
+
+
+class DataCheckError(Exception):
+    """Dataset-level checks failed; nothing downstream may run."""
+
+    def __init__(self, message: str, report: dict):
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class ValidationResult:
+    dataset: DatasetVersion
+    created: bool
+    rows_in: int
+    rows_valid: int
+    rows_quarantined: int
+    report_path: Path
+    quarantine_path: Path
+    report: dict
+
+    def summary(self) -> dict:
+        return {
+            "data_version": self.dataset.version,
+            "rows_in": self.rows_in,
+            "rows_valid": self.rows_valid,
+            "rows_quarantined": self.rows_quarantined,
+            "report_path": str(self.report_path),
+            "quarantine_path": str(self.quarantine_path),
+        }
+
+
+def resolve_schema(cfg: ForgeConfig, scratch: Path, sample_rows: int = 5000) -> dict[str, ColumnSchema]:
+    """The declared schema, or one inferred from the first rows of the source."""
+    if cfg.data.schema_:
+        return cfg.data.schema_
+    # Malformed lines are only skipped here; the real pass quarantines them.
+    sample = read_dataset(cfg, malformed_path=str(scratch / "sample-malformed.jsonl")).limit(sample_rows).to_pandas()
+    return infer_schema(sample, target=cfg.data.target)
+
+
+def validate_dataset(cfg: ForgeConfig, progress=None) -> ValidationResult:
+    """Read, validate, quarantine and version the configured source.
+
+    Raises:
+        DataCheckError: a dataset-level check failed (the report is written first).
+    """
+    ws = Workspace.from_config(cfg)
+    stage = ws.staging() / uuid.uuid4().hex
+    stage.mkdir(parents=True)
+    try:
+        return _validate(cfg, ws, stage, progress)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _validate(cfg: ForgeConfig, ws: Workspace, stage: Path, progress) -> ValidationResult:
+    schema = resolve_schema(cfg, stage)
+    target = cfg.data.target
+    if target not in schema:
+        raise DataCheckError(f"data.target: column {target!r} is not in the data ({', '.join(schema)})", {})
+    malformed = stage / "malformed.jsonl"
+    ds = read_dataset(cfg, schema, str(malformed)).map_batches(
+        RowValidator(schema), batch_format="pandas", batch_size=50_000
+    )
+    valid_schema = arrow_schema(schema)
+    stats = DatasetStats(columns=list(schema))
+    examples: dict[str, list] = {}
+    counts: dict[str, int] = {}
+    rows_seen = 0
+    with pq.ParquetWriter(stage / "data.parquet", valid_schema) as vw, pq.ParquetWriter(
+        stage / QUARANTINE, _QSCHEMA
+    ) as qw:
+        for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+            rows_seen += batch.num_rows
+            bad_mask = pc.is_valid(batch.column(REASON))
+            good = batch.filter(pc.invert(bad_mask))
+            stats.add(good, target)
+            vw.write_table(good.select(valid_schema.names).cast(valid_schema))
+            bad = batch.filter(bad_mask)
+            if bad.num_rows:
+                reasons = bad.column(REASON)
+                qw.write_table(
+                    pa.table(
+                        {"line": pa.nulls(bad.num_rows, pa.int64()), "reason": reasons, "raw": bad.column(RAW)},
+                        schema=_QSCHEMA,
+                    )
+                )
+                _tally(reasons.to_pylist(), counts, examples)
+            if progress:
+                progress(rows_seen)
+        if malformed.exists():
+            recs = [json.loads(line) for line in malformed.read_text().splitlines()]
+            qw.write_table(pa.Table.from_pylist(recs, schema=_QSCHEMA))
+            _tally([r["reason"] for r in recs], counts, examples)
+            rows_seen += len(recs)
+    rows_valid = stats.rows_valid
+    checks = dataset_checks(stats, cfg.data.checks, target, rows_seen)
+    schema_json = json.dumps({k: v.model_dump(exclude_none=True) for k, v in schema.items()}, sort_keys=True)
+    version = content_version(schema_json, stats.sorted_hashes())
+    report = {
+        "dataset": cfg.name,
+        "source": cfg.data.source,
+        "format": source_format(cfg),
+        "data_version": version,
+        "rows_in": rows_seen,
+        "rows_valid": rows_valid,
+        "rows_quarantined": rows_seen - rows_valid,
+        "row_failures": {k: {"count": v, "examples": examples[k]} for k, v in sorted(counts.items())},
+        "dataset_checks": checks,
+        "passed": all(c["passed"] for c in checks),
+        "schema": json.loads(schema_json),
+    }
+    report_path = ws.reports() / f"validation-{cfg.name}-{version}.json"
+    report_path.write_text(json.dumps(report, indent=2, default=str))
+    report["report_path"] = str(report_path)
+    if not report["passed"]:
+        failed = ", ".join(c["check"] for c in checks if not c["passed"])
+        raise DataCheckError(f"dataset checks failed: {failed} (report: {report_path})", report)
+    manifest = {
+        "source": cfg.data.source,
+        "format": source_format(cfg),
+        "schema": json.loads(schema_json),
+        "rows": rows_valid,
+        "rows_in": rows_seen,
+        "rows_quarantined": rows_seen - rows_valid,
+        "hash": version,
+        "target": target,
+        "timestamp": cfg.data.timestamp,
+        "entity": cfg.data.entity,
+        "validation_report": str(report_path),
+    }
+    dv, created = commit_version(ws, cfg.name, version, stage / "data.parquet", manifest)
+    qdir = ws.quarantine(cfg.name) / version
+    qdir.mkdir(parents=True, exist_ok=True)
+    if created or not (qdir / QUARANTINE).exists():
+        shutil.move(str(stage / QUARANTINE), qdir / QUARANTINE)
+    return ValidationResult(dv, created, rows_seen, rows_valid, rows_seen - rows_valid, report_path,
+                            qdir / QUARANTINE, report)
+
+
+def _tally(reasons: list[str], counts: dict[str, int], examples: dict[str, list]) -> None:
+    for r in reasons:
+        kind = _kind(r)
+        counts[kind] = counts.get(kind, 0) + 1
+        ex = examples.setdefault(kind, [])
+        if len(ex) < 3:
+            ex.append(r)
+
+
+def _kind(reason: str) -> str:
+    """Group reasons by check, not by value: "column 'a': cannot parse x as int" -> "column 'a': cannot parse"."""
+    head, _, tail = reason.partition(": ")
+    for key in ("cannot parse", "null not allowed", "below min", "above max", "unknown category", "not a finite",
+                "expected", "column missing"):
+        if key in tail:
+            return f"{head}: {key}"
+    return head

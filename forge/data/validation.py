@@ -1,0 +1,196 @@
+"""DataValidator: schema inference, row-level checks (quarantine) and dataset-level checks.
+
+Row checks run on Ray Data batches in pandas, vectorised per column; each bad
+row gets the first reason that applies. Dataset checks run on the running
+totals the driver accumulates while it streams the valid rows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from forge.config import ColumnSchema, DataChecks
+
+REASON = "_forge_reason"
+RAW = "_forge_raw"
+HASH = "_forge_hash"
+_ARROW = {"int": pa.int64(), "float": pa.float64(), "str": pa.string(), "bool": pa.bool_(), "datetime": pa.timestamp("us")}
+_MAX_CATEGORIES = 30
+
+
+def arrow_schema(schema: dict[str, ColumnSchema]) -> pa.Schema:
+    return pa.schema([(name, _ARROW[c.type]) for name, c in schema.items()])
+
+
+def infer_schema(df: pd.DataFrame, target: str | None = None) -> dict[str, ColumnSchema]:
+    """Types, nullability, a non-negativity floor and low-cardinality categories from a sample."""
+    out: dict[str, ColumnSchema] = {}
+    for col in df.columns:
+        s = df[col]
+        if s.dtype == object or pd.api.types.is_string_dtype(s):
+            as_num = _to_num(s)
+            # A column of numbers with a few junk values is numeric; the junk is quarantined later.
+            if s.notna().any() and as_num.notna().sum() >= 0.99 * s.notna().sum():
+                s = as_num
+            else:
+                as_dt = pd.to_datetime(s, errors="coerce", format="mixed") if _looks_like_dates(s) else None
+                if as_dt is not None and as_dt.notna().sum() == s.notna().sum():
+                    s = as_dt
+        nullable = bool(s.isna().any()) or col != target
+        if pd.api.types.is_bool_dtype(s):
+            out[col] = ColumnSchema(type="bool", nullable=nullable)
+        elif pd.api.types.is_datetime64_any_dtype(s):
+            out[col] = ColumnSchema(type="datetime", nullable=nullable)
+        elif pd.api.types.is_numeric_dtype(s):
+            vals = s.dropna().astype("float64").to_numpy()
+            is_int = bool(len(vals)) and bool(np.all(np.mod(vals, 1) == 0))
+            floor = 0.0 if len(vals) and vals.min() >= 0 else None
+            out[col] = ColumnSchema(type="int" if is_int else "float", nullable=nullable, min=floor)
+        else:
+            cats = s.dropna().astype(str).unique()
+            allowed = sorted(cats.tolist()) if len(cats) <= _MAX_CATEGORIES and col != target else None
+            out[col] = ColumnSchema(type="str", nullable=nullable, allowed=allowed)
+    return out
+
+
+def _looks_like_dates(s: pd.Series) -> bool:
+    sample = s.dropna().astype(str).head(20)
+    return len(sample) > 0 and sample.str.match(r"^\d{4}-\d{2}-\d{2}").all()
+
+
+class RowValidator:
+    """Tags each row of a batch with a quarantine reason (or null) and types its columns."""
+
+    def __init__(self, schema: dict[str, ColumnSchema]):
+        self.schema = schema
+        self.arrow = arrow_schema(schema)
+
+    def __call__(self, batch: pd.DataFrame) -> pa.Table:
+        n = len(batch)
+        reasons = pd.Series([None] * n, dtype=object, index=batch.index)
+        typed: dict[str, pd.Series] = {}
+
+        def mark(mask: pd.Series, msg: pd.Series | str) -> None:
+            sel = mask & reasons.isna()
+            if sel.any():
+                reasons[sel] = msg[sel] if isinstance(msg, pd.Series) else msg
+
+        for col, spec in self.schema.items():
+            if col not in batch.columns:
+                typed[col] = pd.Series([None] * n, index=batch.index)
+                mark(pd.Series(True, index=batch.index), f"{col}: column missing")
+                continue
+            raw = batch[col]
+            textual = raw.dtype == object or pd.api.types.is_string_dtype(raw)
+            missing = raw.isna() | (raw.astype(str).str.strip() == "") if textual else raw.isna()
+            val, bad = _parse(raw, spec.type, missing)
+            mark(bad, "column '" + col + "': cannot parse " + raw.astype(str) + f" as {spec.type}")
+            if not spec.nullable:
+                mark(missing, f"column '{col}': null not allowed")
+            if spec.type in ("int", "float"):
+                if spec.min is not None:
+                    mark(val < spec.min, "column '" + col + "': " + val.astype(str) + f" below min {spec.min:g}")
+                if spec.max is not None:
+                    mark(val > spec.max, "column '" + col + "': " + val.astype(str) + f" above max {spec.max:g}")
+                if spec.type == "float":
+                    mark(~missing & ~bad & ~np.isfinite(val.astype(float)), f"column '{col}': not a finite number")
+            if spec.allowed is not None and spec.type == "str":
+                unknown = ~missing & ~val.isin(spec.allowed)
+                mark(unknown, "column '" + col + "': unknown category " + val.astype(str))
+            typed[col] = val.where(~(bad | missing), None) if spec.type != "float" else val.where(~bad, np.nan)
+        out = pd.DataFrame(typed, index=batch.index)
+        bad_rows = reasons.notna()
+        raw_json = pd.Series([None] * n, dtype=object, index=batch.index)
+        if bad_rows.any():
+            raw_json[bad_rows] = [
+                json.dumps(r, default=str) for r in batch.loc[bad_rows].to_dict(orient="records")
+            ]
+            for col, spec in self.schema.items():  # quarantined rows keep their raw JSON, not typed values
+                if spec.type != "str":
+                    out.loc[bad_rows, col] = None
+        hashes = pd.util.hash_pandas_object(out, index=False).to_numpy()
+        table = pa.Table.from_pandas(out, schema=self.arrow, preserve_index=False, safe=False)
+        return (
+            table.append_column(REASON, pa.array(reasons.to_numpy(), pa.string()))
+            .append_column(RAW, pa.array(raw_json.to_numpy(), pa.string()))
+            .append_column(HASH, pa.array(hashes, pa.uint64()))
+        )
+
+
+def _to_num(s: pd.Series) -> pd.Series:
+    # Through object dtype: on Arrow-backed strings to_numeric yields NaN, not NA, for junk.
+    return pd.to_numeric(s.astype(object), errors="coerce").astype("float64")
+
+
+def _parse(raw: pd.Series, kind: str, missing: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(typed values, mask of present-but-unparseable values)."""
+    if kind in ("int", "float"):
+        val = _to_num(raw)
+        bad = ~missing & val.isna()
+        if kind == "int":
+            frac = ~missing & ~bad & (np.mod(val.fillna(0), 1) != 0)
+            bad = bad | frac
+        return val, bad
+    if kind == "bool":
+        lowered = raw.astype(str).str.lower()
+        val = lowered.map({"true": True, "1": True, "false": False, "0": False, "yes": True, "no": False})
+        return val, ~missing & val.isna()
+    if kind == "datetime":
+        val = pd.to_datetime(raw, errors="coerce", format="mixed", utc=False)
+        if getattr(val.dt, "tz", None) is not None:
+            val = val.dt.tz_localize(None)
+        return val, ~missing & val.isna()
+    return raw.astype(str).where(~missing, None), pd.Series(False, index=raw.index)
+
+
+@dataclass
+class DatasetStats:
+    """Running totals over the valid rows, for the dataset-level checks."""
+
+    columns: list[str]
+    rows_valid: int = 0
+    nulls: dict[str, int] = field(default_factory=dict)
+    target_values: set = field(default_factory=set)
+    hashes: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, table: pa.Table, target: str) -> None:
+        self.rows_valid += table.num_rows
+        for col in self.columns:
+            self.nulls[col] = self.nulls.get(col, 0) + table.column(col).null_count
+        if len(self.target_values) < 3 and target in table.column_names:
+            self.target_values.update(table.column(target).drop_null().unique().to_pylist()[:3])
+        self.hashes.append(table.column(HASH).to_numpy())
+
+    def sorted_hashes(self) -> np.ndarray:
+        return np.sort(np.concatenate(self.hashes)) if self.hashes else np.array([], np.uint64)
+
+
+def dataset_checks(stats: DatasetStats, checks: DataChecks, target: str, rows_in: int) -> list[dict]:
+    """Dataset-level check results: name, passed, observed, expected."""
+    n = stats.rows_valid
+    hashes = stats.sorted_hashes()
+    dup = 0.0 if n == 0 else 1 - len(np.unique(hashes)) / n
+    quarantined = rows_in - n
+    worst_col, worst_null = max(((c, v / n if n else 1.0) for c, v in stats.nulls.items()), key=lambda x: x[1],
+                                default=("", 0.0))
+    out = [
+        {"check": "min_rows", "passed": n >= checks.min_rows, "observed": n, "expected": f">= {checks.min_rows}"},
+        {"check": "target_present", "passed": target in stats.columns, "observed": target in stats.columns,
+         "expected": True},
+        {"check": "target_not_constant", "passed": len(stats.target_values) >= 2,
+         "observed": len(stats.target_values), "expected": ">= 2 distinct values"},
+        {"check": "max_null_fraction", "passed": worst_null <= checks.max_null_fraction,
+         "observed": {"column": worst_col, "fraction": round(worst_null, 4)},
+         "expected": f"<= {checks.max_null_fraction}"},
+        {"check": "max_duplicate_rate", "passed": dup <= checks.max_duplicate_rate, "observed": round(dup, 4),
+         "expected": f"<= {checks.max_duplicate_rate}"},
+        {"check": "quarantine_rate", "passed": rows_in == 0 or quarantined / rows_in <= checks.fail_on_quarantine_rate,
+         "observed": round(quarantined / rows_in, 4) if rows_in else 0.0,
+         "expected": f"<= {checks.fail_on_quarantine_rate}"},
+    ]
+    return out

@@ -1,0 +1,93 @@
+"""DatasetVersion: content-derived versions, Parquet snapshots and manifests.
+
+The version is a hash of the schema and the sorted per-row hashes of the valid
+rows: the same rows give the same version whatever the file is called and in
+whatever order the rows come (row order does not count; duplicates do).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from forge.workspace import Workspace
+
+SNAPSHOT = "data.parquet"
+MANIFEST = "manifest.json"
+
+
+def content_version(schema_json: str, sorted_row_hashes: np.ndarray) -> str:
+    h = hashlib.sha256(schema_json.encode())
+    h.update(np.ascontiguousarray(sorted_row_hashes, dtype="<u8").tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class DatasetVersion:
+    name: str
+    version: str
+    path: Path
+
+    @property
+    def snapshot(self) -> Path:
+        return self.path / SNAPSHOT
+
+    @property
+    def manifest(self) -> dict:
+        return json.loads((self.path / MANIFEST).read_text())
+
+    @property
+    def digest(self) -> str:
+        return self.version
+
+
+def latest_version(ws: Workspace, name: str) -> DatasetVersion | None:
+    pointer = ws.datasets(name) / "LATEST"
+    if not pointer.exists():
+        return None
+    version = pointer.read_text().strip()
+    return DatasetVersion(name, version, ws.dataset(name, version))
+
+
+def get_version(ws: Workspace, name: str, version: str | None = None) -> DatasetVersion:
+    if version is None:
+        dv = latest_version(ws, name)
+        if dv is None:
+            raise FileNotFoundError(f"no validated dataset for {name!r}; run `forge validate` first")
+        return dv
+    path = ws.dataset(name, version)
+    if not (path / MANIFEST).exists():
+        raise FileNotFoundError(f"dataset version {name}/{version} not found under {ws.root}")
+    return DatasetVersion(name, version, path)
+
+
+def commit_version(
+    ws: Workspace, name: str, version: str, staged_snapshot: Path, manifest: dict
+) -> tuple[DatasetVersion, bool]:
+    """Move a staged snapshot into place; an existing version is kept as it is.
+
+    Returns:
+        The version and whether it was created now.
+    """
+    dest = ws.dataset(name, version)
+    parent = latest_version(ws, name)
+    created = not (dest / MANIFEST).exists()
+    if created:
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(staged_snapshot), dest / SNAPSHOT)
+        manifest = {
+            **manifest,
+            "name": name,
+            "version": version,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "parent": parent.version if parent and parent.version != version else None,
+        }
+        (dest / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+    (ws.datasets(name) / "LATEST").write_text(version)
+    return DatasetVersion(name, version, dest), created

@@ -1,0 +1,132 @@
+"""The pipeline end to end: validate -> features -> search -> evaluate -> register -> gate."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import ray
+from mlflow import MlflowClient
+
+from forge.config import ColumnSchema, ForgeConfig
+from forge.data.ingest import validate_dataset
+from forge.data.versioning import DatasetVersion, get_version
+from forge.features.statistics import compute_statistics, save_statistics
+from forge.registry import registry as reg
+from forge.training import evaluation, tracking
+from forge.training.packaging import ForgeModel, load_forge_model, log_model
+from forge.training.trainer import fit_best, prepare, search
+from forge.workspace import Workspace, tracking_uri
+
+Say = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def schema_of(dv: DatasetVersion) -> dict[str, ColumnSchema]:
+    return {k: ColumnSchema(**v) for k, v in dv.manifest["schema"].items()}
+
+
+def train(cfg: ForgeConfig, data_version: str | None = None, frame: pd.DataFrame | None = None,
+          say: Say = _quiet, extra_tags: dict | None = None) -> dict:
+    """Features + search + evaluate + register + gate for a validated data version.
+
+    Args:
+        frame: rows to train on instead of the version's snapshot (retraining adds labelled rows).
+    Returns:
+        The `forge train --json` object.
+    """
+    ws = Workspace.from_config(cfg)
+    dv = get_version(ws, cfg.name, data_version)
+    schema = schema_of(dv)
+    frame = pd.read_parquet(dv.snapshot) if frame is None else frame
+    say(f"features: splitting {len(frame)} rows and fitting the transform on Ray Data")
+    td = prepare(cfg, frame, schema)
+    raw_numeric = [c for c in td.spec.numeric if c not in td.spec.derived]
+    stats, reference = compute_statistics(ray.data.from_pandas(td.train), raw_numeric, td.spec.categorical,
+                                          cfg.monitoring.drift.reference_rows, cfg.training.seed)
+    stats_dir = dv.path / "stats"
+    stats_path, ref_path = save_statistics(stats_dir, stats, reference)
+    exp_id = tracking.setup(cfg)
+    client = MlflowClient()
+    with mlflow.start_run(experiment_id=exp_id, run_name=f"{cfg.name}-{dv.version}") as parent:
+        run_id = parent.info.run_id
+        mlflow.set_tags({**tracking.code_tags(cfg), "forge.data_version": dv.version, "forge.task": td.task,
+                         "forge.split": td.split_method, **(extra_tags or {})})
+        tracking.log_dataset_input(td.train, dv.manifest["source"], cfg.data.target, cfg.name, dv.version, "training")
+        tracking.log_dataset_input(td.test, dv.manifest["source"], cfg.data.target, cfg.name, dv.version, "test")
+        mlflow.log_artifact(dv.manifest["validation_report"], "validation")
+        mlflow.log_artifact(str(stats_path), "features")
+        from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+        callback = MLflowLoggerCallback(tracking_uri=tracking_uri(cfg), experiment_name=cfg.name,
+                                        tags={"mlflow.parentRunId": run_id}, save_artifact=False)
+        say(f"search: {cfg.training.num_samples} trials, {td.metric} ({evaluation.mode(td.metric)}), "
+            f"{cfg.training.max_concurrent} at a time")
+        results = search(cfg, td, ws.tune(), callbacks=[callback])
+        errors = [r.error for r in results if r.error]
+        ok = [r for r in results if not r.error and r.metrics and "val_metric" in r.metrics]
+        if not ok:
+            raise RuntimeError(f"every trial failed; first error: {errors[0] if errors else 'no results'}")
+        best = results.get_best_result(metric="val_metric", mode=evaluation.mode(td.metric), filter_nan_and_inf=True)
+        table = results.get_dataframe()
+        table_path = ws.reports() / f"tune-{cfg.name}-{run_id}.csv"
+        table.to_csv(table_path, index=False)
+        mlflow.log_artifact(str(table_path), "tune")
+        mlflow.set_tag("forge.tune_experiment", str(results.experiment_path))
+        family, params, estimator = fit_best(td, best, cfg.training.seed, ws.tune())
+        say(f"best: {family} {json.dumps(params, default=str)} val {td.metric}={best.metrics['val_metric']:.4f}")
+        model = ForgeModel(td.transform, estimator, td.task, td.spec.inputs,
+                           {c: schema[c].model_dump() for c in td.spec.inputs})
+        report = _evaluate(cfg, model, td, ws, run_id)
+        mlflow.log_params({"family": family, **{k: v for k, v in params.items()}})
+        mlflow.log_metrics({f"test_{k}": v for k, v in report["metrics"].items()})
+        mlflow.log_metric("val_metric", float(best.metrics["val_metric"]))
+        info = log_model(model, td.train)
+        value = report["metrics"][td.metric]
+        mv = mlflow.register_model(info.model_uri, cfg.name, tags={
+            "forge.data_version": dv.version, "forge.metric": f"{td.metric}={value:.4f}", "forge.family": family,
+            "forge.validation_report": dv.manifest["validation_report"], "forge.manifest": str(dv.path / "manifest.json"),
+            "forge.stats": str(stats_dir)})
+        champ_version = reg.alias_version(client, cfg.name, reg.CHAMPION)
+        champion = load_forge_model(f"models:/{cfg.name}@{reg.CHAMPION}") if champ_version else None
+        result = reg.gate(cfg, model, champion, td.test, td.metric, champ_version)
+        if result.passed:
+            reg.promote(client, cfg.name, mv.version)
+        else:
+            reg.mark_challenger(client, cfg.name, mv.version)
+        mlflow.set_tags({"forge.gate.passed": str(result.passed), "forge.gate.reason": result.reason,
+                         "forge.model_version": mv.version})
+        say(f"gate: {'PASS' if result.passed else 'FAIL'} ({result.reason}); version {mv.version} is "
+            f"{'@champion' if result.passed else '@challenger'}")
+    return {"run_id": run_id, "model_name": cfg.name, "model_version": mv.version,
+            "metric": {"name": td.metric, "value": value}, "promoted": result.passed, "gate": result.__dict__,
+            "family": family, "data_version": dv.version, "trials": len(results), "failed_trials": len(errors)}
+
+
+def _evaluate(cfg: ForgeConfig, model: ForgeModel, td, ws: Workspace, run_id: str) -> dict:
+    pred, proba = model.predict_raw(td.test)
+    slices = td.test[cfg.training.slice_column] if cfg.training.slice_column else None
+    classes = np.asarray(model.classes) if model.classes is not None else None
+    report = evaluation.evaluate(td.task, td.y["test"], pred, proba, classes, slices)
+    base = ws.reports() / f"evaluation-{cfg.name}-{run_id}"
+    Path(f"{base}.json").write_text(json.dumps(report, indent=2, default=str))
+    Path(f"{base}.html").write_text(evaluation.to_html(report, f"{cfg.name} evaluation ({run_id})"))
+    mlflow.log_artifact(f"{base}.json", "evaluation")
+    mlflow.log_artifact(f"{base}.html", "evaluation")
+    return report
+
+
+def run(cfg: ForgeConfig, say: Say = _quiet) -> dict:
+    """validate then train: the whole pipeline."""
+    say(f"validate: reading {cfg.data.source}")
+    v = validate_dataset(cfg)
+    say(f"validate: {v.rows_valid}/{v.rows_in} rows valid, {v.rows_quarantined} quarantined; "
+        f"data version {v.dataset.version}{'' if v.created else ' (unchanged)'}")
+    return {**v.summary(), **train(cfg, v.dataset.version, say=say)}

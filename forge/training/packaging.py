@@ -1,0 +1,86 @@
+"""One MLflow pyfunc artifact: the fitted feature transform and the model together.
+
+Loading it anywhere gives `predict(DataFrame of raw columns)`; the served app
+and batch inference use `ForgeModel.predict_raw` for labels and probabilities.
+"""
+
+from __future__ import annotations
+
+import pickle
+import tempfile
+from pathlib import Path
+
+import cloudpickle
+import mlflow
+import numpy as np
+import pandas as pd
+
+import forge
+
+
+class ForgeModel:
+    """Feature transform + estimator; what every serving path calls."""
+
+    def __init__(self, transform, estimator, task: str, inputs: list[str], schema: dict):
+        self.transform = transform
+        self.estimator = estimator
+        self.task = task
+        self.inputs = inputs
+        self.schema = schema  # raw column -> ColumnSchema dict, for request validation
+        classes = getattr(estimator, "classes_", None)
+        self.classes = [c.item() if hasattr(c, "item") else c for c in classes] \
+            if task == "classification" and classes is not None else None
+
+    def predict_raw(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        """(predictions, probabilities or None) for raw rows."""
+        X = self.transform.transform_batch(df)
+        if self.task == "classification":
+            proba = self.estimator.predict_proba(X)
+            return np.asarray(self.classes)[proba.argmax(axis=1)], proba
+        return self.estimator.predict(X), None
+
+    def score_value(self, pred: np.ndarray, proba: np.ndarray | None) -> np.ndarray:
+        """The number the score histogram records: positive-class probability or the prediction."""
+        if proba is not None:
+            return proba[:, -1] if proba.shape[1] == 2 else proba.max(axis=1)
+        return np.asarray(pred, dtype="float64")
+
+
+class ForgePyfunc(mlflow.pyfunc.PythonModel):
+    def load_context(self, context):
+        with open(context.artifacts["forge_model"], "rb") as f:
+            self.model: ForgeModel = pickle.load(f)
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        pred, proba = self.model.predict_raw(model_input)
+        out = pd.DataFrame({"prediction": pred})
+        if proba is not None:
+            for i, c in enumerate(self.model.classes):
+                out[f"proba_{c}"] = proba[:, i]
+        return out
+
+
+def log_model(model: ForgeModel, example: pd.DataFrame, name: str = "model"):
+    """Log the pyfunc in the active run (with signature and input example); returns ModelInfo."""
+    from mlflow.models import infer_signature
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "forge_model.pkl"
+        path.write_bytes(cloudpickle.dumps(model))
+        example = example[model.inputs].head(5)
+        out = ForgePyfunc()
+        out.model = model
+        signature = infer_signature(example, out.predict(None, example))
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=ForgePyfunc(),
+            artifacts={"forge_model": str(path)},
+            signature=signature,
+            input_example=example,
+            code_paths=[str(Path(forge.__file__).parent)],
+        )
+
+
+def load_forge_model(uri: str) -> ForgeModel:
+    """The ForgeModel inside a logged pyfunc (models:/name@alias, runs:/..., or a local path)."""
+    return mlflow.pyfunc.load_model(uri).unwrap_python_model().model

@@ -1,0 +1,49 @@
+"""ExperimentTracker: MLflow set-up, parent runs, dataset inputs and code-version tags."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from forge.config import ForgeConfig
+from forge.workspace import Workspace, tracking_uri
+
+
+def setup(cfg: ForgeConfig) -> str:
+    """Point MLflow at the configured server or the workspace's SQLite; returns the experiment id."""
+    uri = tracking_uri(cfg)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    exp = mlflow.get_experiment_by_name(cfg.name)
+    if exp is not None:
+        return exp.experiment_id
+    # Local artifacts live in the workspace; a server chooses its own artifact store.
+    location = Workspace.from_config(cfg).artifact_root.as_uri() if not cfg.tracking_uri else None
+    return mlflow.create_experiment(cfg.name, artifact_location=location)
+
+
+def git_sha(cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def code_tags(cfg: ForgeConfig) -> dict[str, str]:
+    import forge
+
+    tags = {"forge.version": forge.__version__, "forge.config": str(cfg.config_path)}
+    sha = git_sha(cfg.base_dir) or git_sha(Path(forge.__file__).parent)
+    if sha:
+        tags["mlflow.source.git.commit"] = sha
+    return tags
+
+
+def log_dataset_input(df: pd.DataFrame, source: str, target: str, name: str, digest: str, context: str) -> None:
+    """Record the data version as an MLflow dataset input (digest = the Forge data version)."""
+    ds = mlflow.data.from_pandas(df, source=source, targets=target, name=name, digest=digest)
+    mlflow.log_input(ds, context=context)
