@@ -154,6 +154,7 @@ class ServingConfig(_Strict):
     max_ongoing_requests: int = Field(32, description="Concurrent requests per replica.")
     max_queued_requests: int = Field(64, description="Queued requests before 503.")
     max_instances: int = Field(1000, description="Largest batch per request (413 beyond).")
+    replica_cpus: float = Field(0.5, description="CPUs reserved per replica (leave room for training on small hosts).")
     batching: BatchingConfig = Field(default_factory=BatchingConfig, description="Dynamic batching.")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="Authentication.")
     traffic: TrafficConfig = Field(default_factory=TrafficConfig, description="A/B variants and shadow.")

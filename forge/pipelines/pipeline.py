@@ -63,6 +63,7 @@ def train(cfg: ForgeConfig, data_version: str | None = None, frame: pd.DataFrame
         tracking.log_dataset_input(td.test, dv.manifest["source"], cfg.data.target, cfg.name, dv.version, "test")
         mlflow.log_artifact(dv.manifest["validation_report"], "validation")
         mlflow.log_artifact(str(stats_path), "features")
+        mlflow.log_artifact(str(ref_path), "features")
         from ray.air.integrations.mlflow import MLflowLoggerCallback
 
         callback = MLflowLoggerCallback(tracking_uri=tracking_uri(cfg), experiment_name=cfg.name,

@@ -1,0 +1,33 @@
+"""Forge's Prometheus metrics, emitted from Serve replicas through Ray's metrics endpoint.
+
+Ray prefixes every name with `ray_` on export: `forge_predictions_total` is
+scraped as `ray_forge_predictions_total`. Names here are the contract in DESIGN.md.
+"""
+
+from __future__ import annotations
+
+LATENCY_BUCKETS_MS = [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500]
+SCORE_BUCKETS = [0.1 * i for i in range(1, 10)]
+NAMES = ("forge_predictions_total", "forge_prediction_errors_total", "forge_prediction_latency_ms",
+         "forge_prediction_score", "forge_feature_drift_score", "forge_dataset_drift_share", "forge_model_info")
+
+
+class ForgeMetrics:
+    """Created inside a replica (Ray metrics need a running Ray worker)."""
+
+    def __init__(self, score_buckets: list[float] | None = None):
+        from ray.serve import metrics as m
+
+        self.predictions = m.Counter("forge_predictions_total", description="Predictions served.",
+                                     tag_keys=("model", "version", "variant"))
+        self.errors = m.Counter("forge_prediction_errors_total", description="Failed or rejected requests.",
+                                tag_keys=("reason",))
+        self.latency = m.Histogram("forge_prediction_latency_ms", description="Prediction latency in the replica.",
+                                   boundaries=LATENCY_BUCKETS_MS)
+        self.score = m.Histogram("forge_prediction_score", description="Predicted value or positive-class probability.",
+                                 boundaries=score_buckets or SCORE_BUCKETS, tag_keys=("model", "version", "variant"))
+        self.feature_drift = m.Gauge("forge_feature_drift_score", description="Drift statistic per feature.",
+                                     tag_keys=("feature",))
+        self.drift_share = m.Gauge("forge_dataset_drift_share", description="Share of drifted features.")
+        self.model_info = m.Gauge("forge_model_info", description="The served model version (=1).",
+                                  tag_keys=("model", "version"))

@@ -1,0 +1,275 @@
+"""What one Serve replica does: load and swap models, route, predict, batch, log, measure."""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from ray import serve
+
+from forge.config import ForgeConfig, TrafficConfig
+from forge.monitoring.metrics import ForgeMetrics
+from forge.monitoring.prediction_log import PredictionLogger
+from forge.serving.routing import assign
+from forge.workspace import Workspace, tracking_uri
+
+
+def _client(cfg: ForgeConfig):
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    mlflow.set_registry_uri(tracking_uri(cfg))
+    return MlflowClient()
+
+
+def resolve(client, name: str, ref: str) -> str:
+    """A registry alias or version number -> version number."""
+    if str(ref).isdigit():
+        return str(ref)
+    return str(client.get_model_version_by_alias(name, ref).version)
+
+
+def load_input_schema(cfg: ForgeConfig) -> dict:
+    """The champion's raw input schema (drives the request model)."""
+    from mlflow.exceptions import MlflowException
+
+    from forge.training.packaging import load_forge_model
+
+    client = _client(cfg)
+    try:
+        version = resolve(client, cfg.name, "champion")
+    except MlflowException:
+        raise RuntimeError(f"model {cfg.name!r} has no @champion yet: run `forge run` first") from None
+    return load_forge_model(f"models:/{cfg.name}/{version}").schema
+
+
+class ForgeReplica:
+    def __init__(self, cfg_dict: dict, config_path: str):
+        self.cfg = ForgeConfig.model_validate(cfg_dict)
+        self.cfg.config_path = Path(config_path)
+        self.client = _client(self.cfg)
+        self.metrics = ForgeMetrics()
+        log_cfg = self.cfg.monitoring.prediction_log
+        folder = self.cfg.resolve(log_cfg.path) if log_cfg.path else Workspace.from_config(self.cfg).predictions(
+            self.cfg.name)
+        self.logger = PredictionLogger(folder, log_cfg.flush_rows, log_cfg.flush_interval_s)
+        self.models: dict[str, object] = {}
+        self.meta: dict[str, dict] = {}
+        self.routes: dict[str, str] = {}
+        self.traffic = self.cfg.serving.traffic
+        self._lock = threading.Lock()
+        self._shadow_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="forge-shadow")
+        self._shadow_pending = 0
+        self._window: collections.deque = collections.deque(maxlen=self.cfg.monitoring.drift.window_rows)
+        self._since_drift = 0
+        self._drift_busy = threading.Lock()
+        self._reference = None
+        b = self.cfg.serving.batching
+        self._batched.set_max_batch_size(b.max_batch_size)
+        self._batched.set_batch_wait_timeout_s(b.batch_wait_timeout_s)
+        self._stop = threading.Event()
+        self.refresh()
+        threading.Thread(target=self._poll, name="forge-registry-poll", daemon=True).start()
+
+    # ---- models -------------------------------------------------------------------------------
+    def reconfigure(self, user_config: dict) -> None:
+        """Serve calls this on a new user_config: variants change without a restart."""
+        self.traffic = TrafficConfig.model_validate(user_config.get("traffic", {}))
+        if hasattr(self, "models"):
+            self.refresh()
+
+    def _load(self, version: str):
+        from forge.training.packaging import load_forge_model
+
+        if version not in self.models:
+            mv = self.client.get_model_version(self.cfg.name, version)
+            run = self.client.get_run(mv.run_id)
+            self.models[version] = load_forge_model(f"models:/{self.cfg.name}/{version}")
+            self.meta[version] = {"run_id": mv.run_id, "data_version": mv.tags.get("forge.data_version"),
+                                  "metrics": run.data.metrics, "aliases": list(mv.aliases)}
+        return self.models[version]
+
+    def refresh(self) -> None:
+        """Resolve every variant's alias; load new versions before switching routes (zero downtime)."""
+        refs = {v.name: v.model for v in self.traffic.variants}
+        if self.traffic.shadow:
+            refs["shadow"] = self.traffic.shadow
+        routes = {name: resolve(self.client, self.cfg.name, ref) for name, ref in refs.items()}
+        for version in set(routes.values()):
+            self._load(version)
+        old = set(self.routes.values())
+        self.routes = routes  # one assignment: requests see the old or the new routes, never a mix
+        for version in old - set(routes.values()):
+            self.metrics.model_info.set(0, tags={"model": self.cfg.name, "version": version})
+        for version in set(routes.values()):
+            self.metrics.model_info.set(1, tags={"model": self.cfg.name, "version": version})
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.cfg.serving.model_poll_s):
+            try:
+                self.refresh()
+            except Exception:  # a registry hiccup must not kill the replica; the old model keeps serving
+                self.metrics.errors.inc(tags={"reason": "registry_poll"})
+
+    def ready(self) -> bool:
+        return bool(self.routes) and all(v in self.models for v in self.routes.values())
+
+    def champion_version(self) -> str | None:
+        return self.routes.get(self.traffic.variants[0].name)
+
+    def describe(self) -> dict:
+        out = []
+        for variant, version in self.routes.items():
+            model, meta = self.models[version], self.meta[version]
+            out.append({"name": self.cfg.name, "version": version, "variant": variant, "alias": meta["aliases"],
+                        "run_id": meta["run_id"], "data_version": meta["data_version"], "metrics": meta["metrics"],
+                        "task": model.task, "classes": model.classes, "input_schema": model.schema})
+        return {"models": out, "traffic": self.traffic.model_dump()}
+
+    # ---- predictions --------------------------------------------------------------------------
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
+    async def _batched(self, items: list[tuple[str, pd.DataFrame]]) -> list[tuple]:
+        out: list = [None] * len(items)
+        for version in {v for v, _ in items}:
+            idx = [i for i, (v, _) in enumerate(items) if v == version]
+            frame = pd.concat([items[i][1] for i in idx], ignore_index=True)
+            pred, proba = self.models[version].predict_raw(frame)
+            for j, i in enumerate(idx):
+                out[i] = (pred[j : j + 1], None if proba is None else proba[j : j + 1])
+        return out
+
+    async def handle(self, rows: list[dict], key: str | None, request_id: str) -> dict:
+        t0 = time.perf_counter()
+        variant = assign(self.traffic.variants, self.traffic.experiment_id, key)
+        routes = self.routes
+        version = routes[variant.name]
+        model = self.models[version]
+        frame = pd.DataFrame.from_records(rows, columns=model.inputs)
+        try:
+            if len(rows) == 1 and self.cfg.serving.batching.enabled:
+                pred, proba = await self._batched((version, frame))
+            else:
+                pred, proba = model.predict_raw(frame)
+        except Exception:
+            self.metrics.errors.inc(tags={"reason": "model"})
+            raise
+        latency = (time.perf_counter() - t0) * 1000
+        scores = model.score_value(pred, proba)
+        tags = {"model": self.cfg.name, "version": version, "variant": variant.name}
+        self.metrics.predictions.inc(len(rows), tags=tags)
+        self.metrics.latency.observe(latency)
+        for s in scores:
+            self.metrics.score.observe(float(s), tags=tags)
+        self._log(rows, pred, scores, version, variant.name, request_id, latency)
+        if "shadow" in routes:
+            self._shadow(routes["shadow"], frame, rows, request_id)
+        self._observe_window(rows)
+        return {"predictions": _py(pred), "probabilities": None if proba is None else proba.tolist(),
+                "model": {"name": self.cfg.name, "version": version}, "variant": variant.name,
+                "request_id": request_id}
+
+    def _log(self, rows, pred, scores, version, variant, request_id, latency) -> None:
+        now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+        self.logger.log([{**row, "request_id": request_id, "row": i, "timestamp": now, "model_name": self.cfg.name,
+                          "model_version": version, "variant": variant, "prediction": _py(pred[i : i + 1])[0],
+                          "score": float(scores[i]), "latency_ms": latency} for i, row in enumerate(rows)])
+
+    def _shadow(self, version: str, frame: pd.DataFrame, rows: list[dict], request_id: str) -> None:
+        """A copy of the request for the shadow model, on its own thread: never awaited, never returned."""
+        if self._shadow_pending > 100:  # a slow shadow sheds its copies instead of queueing without bound
+            self.metrics.errors.inc(tags={"reason": "shadow_dropped"})
+            return
+        self._shadow_pending += 1
+
+        def run():
+            try:
+                t0 = time.perf_counter()
+                model = self.models[version]
+                pred, proba = model.predict_raw(frame)
+                self._log(rows, pred, model.score_value(pred, proba), version, "shadow", request_id,
+                          (time.perf_counter() - t0) * 1000)
+            except Exception:
+                self.metrics.errors.inc(tags={"reason": "shadow"})
+            finally:
+                self._shadow_pending -= 1
+
+        self._shadow_pool.submit(run)
+
+    # ---- drift on the live window -------------------------------------------------------------
+    def _observe_window(self, rows: list[dict]) -> None:
+        self._window.extend(rows)
+        self._since_drift += len(rows)
+        if self._since_drift >= max(50, self._window.maxlen // 2) and self._drift_busy.acquire(blocking=False):
+            self._since_drift = 0
+            threading.Thread(target=self._drift, daemon=True).start()
+
+    def _drift(self) -> None:
+        from forge.monitoring.reference import load_reference
+        from forge.monitoring.drift import detect
+
+        try:
+            version = self.champion_version()
+            ref, stats = load_reference(self.client, self.meta[version]["run_id"])
+            numeric = [c for c, s in stats.items() if s["type"] == "numeric"]
+            categorical = [c for c, s in stats.items() if s["type"] == "categorical"]
+            n_ref = max(s["count"] + s["nulls"] for s in stats.values())
+            res = detect(ref, pd.DataFrame(list(self._window)), numeric, categorical, self.cfg.monitoring.drift, n_ref)
+            for name, f in res["features"].items():
+                if f["statistic"] is not None:
+                    self.metrics.feature_drift.set(f["statistic"], tags={"feature": name})
+            self.metrics.drift_share.set(res["drift_share"])
+        except Exception:
+            self.metrics.errors.inc(tags={"reason": "drift"})
+        finally:
+            self._drift_busy.release()
+
+    # ---- labels and the Open Inference Protocol -----------------------------------------------
+    def accept_labels(self, body: dict) -> dict:
+        from forge.monitoring.labels import write_labels
+
+        path, n = write_labels(Workspace.from_config(self.cfg).labels(self.cfg.name), body.get("labels", []))
+        return {"accepted": n, "path": str(path)}
+
+    async def open_inference(self, model_name: str, body: dict) -> dict:
+        from fastapi import HTTPException
+
+        if model_name != self.cfg.name:
+            raise HTTPException(404, f"unknown model {model_name!r}")
+        try:
+            cols = {i["name"]: i["data"] for i in body["inputs"]}
+            n = len(next(iter(cols.values())))
+            rows = [{c: v[i] for c, v in cols.items()} for i in range(n)]
+        except (KeyError, TypeError, StopIteration):
+            raise HTTPException(422, "expected {'inputs': [{'name', 'shape', 'datatype', 'data'}, ...]}") from None
+        version = self.champion_version()
+        try:
+            rows = [self._instance.model_validate(r).model_dump() for r in rows] if self._instance else rows
+        except Exception as e:
+            raise HTTPException(422, str(e)) from None
+        out = await self.handle(rows, None, body.get("id") or "")
+        pred = out["predictions"]
+        return {"model_name": model_name, "model_version": version, "id": out["request_id"],
+                "outputs": [{"name": "predictions", "shape": [len(pred)],
+                             "datatype": "FP64" if pred and isinstance(pred[0], float) else "INT64"
+                             if pred and isinstance(pred[0], int) else "BYTES", "data": pred}]}
+
+    _instance = None
+
+    def __del__(self):
+        # Serve calls __del__ on graceful shutdown: flush what is buffered so nothing is lost.
+        try:
+            self._stop.set()
+            self._shadow_pool.shutdown(wait=True, cancel_futures=False)
+            self.logger.close()
+        except Exception:
+            pass
+
+
+def _py(values) -> list:
+    return [v.item() if isinstance(v, np.generic) else v for v in np.asarray(values).tolist()]
