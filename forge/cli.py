@@ -24,7 +24,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(ab_app, name="ab")
 app.add_typer(demo_app, name="demo")
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 ConfigOpt = typer.Option("forge.yaml", "-c", "--config", help="Path to forge.yaml.")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object as the last line of stdout.")
 
@@ -212,6 +212,115 @@ def models_promote(version: str = typer.Argument(...), config: str = ConfigOpt, 
     cfg = _cfg(config)
     old = promote(_client(cfg), cfg.name, version)
     return {"model_name": cfg.name, "champion": version, "previous": old}
+
+
+@app.command("serve")
+@command
+def serve_cmd(action: str = typer.Argument("start", help="start (default) or stop."),
+              port: int = typer.Option(None, "--port", help="HTTP port; default serving.port."),
+              detach: bool = typer.Option(False, "--detach", help="Deploy and return (needs a running cluster; "
+                                                                   "starts a local `ray start --head` if none)."),
+              config: str = ConfigOpt, as_json: bool = JsonOpt):
+    """Deploy the Serve app on the local or given Ray cluster (`forge serve stop` shuts it down gracefully)."""
+    from forge.serving import deploy
+
+    cfg = _cfg(config)
+    if action == "stop":
+        return deploy.stop(cfg)
+    if action != "start":
+        raise ValueError(f"unknown action {action!r}: use start or stop")
+    return deploy.start(cfg, port=port, detach=detach, say=_say)
+
+
+@token_app.command("create")
+@command
+def token_create(scope: list[str] = typer.Option(["predict"], "--scope", help="predict and/or admin."),
+                 ttl: int = typer.Option(3600, "--ttl", help="Seconds until the token expires."),
+                 sub: str = typer.Option("forge-cli", "--sub", help="Subject claim."),
+                 config: str = ConfigOpt, as_json: bool = JsonOpt):
+    """Print a JWT signed with the configured secret."""
+    from forge.serving.auth import Settings, create_token
+
+    cfg = _cfg(config)
+    scopes = [x for s in scope for x in s.split()]
+    token = create_token(Settings.from_config(cfg.serving.auth.model_copy(update={"enabled": True})), sub, scopes, ttl)
+    if not as_json:
+        print(token)
+        return None
+    return {"token": token, "scope": " ".join(scopes), "expires_in": ttl}
+
+
+@app.command()
+@command
+def predict(input: str = typer.Option(..., "--input", help="CSV / Parquet / JSON lines file or folder."),
+            output: str = typer.Option(..., "--output", help="Parquet folder to write."),
+            model: str = typer.Option("champion", "--model", help="Alias or version."),
+            config: str = ConfigOpt, as_json: bool = JsonOpt):
+    """Batch inference with Ray Data."""
+    from forge.pipelines.batch import batch_predict
+
+    cfg = _cfg(config)
+    _ray()
+    return batch_predict(cfg, input, output, model)
+
+
+@app.command()
+@command
+def drift(current: str = typer.Option("log", "--current", help="A data file, or 'log' for the prediction log."),
+          html: str = typer.Option(None, "--html", help="Write the HTML report here."),
+          last: int = typer.Option(None, "--last", help="Prediction-log window in rows."),
+          fail_on_drift: bool = typer.Option(False, "--fail-on-drift", help="Exit 3 on dataset drift."),
+          config: str = ConfigOpt, as_json: bool = JsonOpt):
+    """Drift of a data set or of the prediction log against the training reference."""
+    from forge.monitoring.monitor import run_drift
+
+    cfg = _cfg(config)
+    res = run_drift(cfg, current, html, last=last)
+    _say(f"drift: {res['drifted_features']}/{res['n_features']} features drifted (share {res['drift_share']:.2f}); "
+         f"dataset drift: {res['dataset_drift']}")
+    if fail_on_drift and res["dataset_drift"]:
+        raise CheckFailed("dataset drift detected (--fail-on-drift)", res)
+    return res
+
+
+@app.command()
+@command
+def retrain(if_drift: bool = typer.Option(False, "--if-drift", help="Only when the prediction log drifted."),
+            reason: str = typer.Option(None, "--reason", help="Why (recorded in MLflow), e.g. schedule."),
+            config: str = ConfigOpt, as_json: bool = JsonOpt):
+    """Retraining through the gate."""
+    from forge.pipelines.retrain import retrain as do_retrain
+
+    cfg = _cfg(config)
+    _ray()
+    return do_retrain(cfg, if_drift=if_drift, reason=reason, say=_say)
+
+
+@ab_app.command("report")
+@command
+def ab_report(config: str = ConfigOpt, as_json: bool = JsonOpt):
+    """Per variant: traffic share + SRM check, primary metric with a 95% CI, guardrails, verdict."""
+    from forge.monitoring.ab import ab_report as report
+
+    return report(_cfg(config))
+
+
+@demo_app.command("quickstart")
+@command
+def demo_quickstart(config: str = ConfigOpt, rows: int = typer.Option(4000, "--rows"), as_json: bool = JsonOpt):
+    """Generate data, run the pipeline, serve it, answer sample requests, shut down."""
+    from forge.pipelines.demo import quickstart
+
+    return quickstart(config, rows, say=_say)
+
+
+@demo_app.command("loop")
+@command
+def demo_loop(config: str = ConfigOpt, as_json: bool = JsonOpt):
+    """Serve, shift the traffic, watch drift rise, retrain through the gate, watch the app swap."""
+    from forge.pipelines.demo import loop
+
+    return loop(config, say=_say)
 
 
 def main() -> None:

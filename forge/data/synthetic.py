@@ -77,6 +77,7 @@ def generate(
             "churned": y.astype(int),
         }
     )
+    df["age"] = df["age"].astype("Int64")
     for col in ("usage_hours", "monthly_spend", "age", "region"):
         mask = rng.random(n_rows) < null_rate
         df.loc[mask, col] = None

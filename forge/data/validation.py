@@ -90,15 +90,15 @@ class RowValidator:
             missing = raw.isna() | (raw.astype(str).str.strip() == "") if textual else raw.isna()
             val, bad = _parse(raw, spec.type, missing)
             mark(bad, "column '" + col + "': cannot parse " + raw.astype(str) + f" as {spec.type}")
+            if spec.type == "float":
+                mark(~missing & ~bad & ~np.isfinite(val.astype(float)), f"column '{col}': not a finite number")
             if not spec.nullable:
                 mark(missing, f"column '{col}': null not allowed")
             if spec.type in ("int", "float"):
                 if spec.min is not None:
-                    mark(val < spec.min, "column '" + col + "': " + val.astype(str) + f" below min {spec.min:g}")
+                    mark(val < spec.min, f"column '{col}': below min {spec.min:g} (got " + val.astype(str) + ")")
                 if spec.max is not None:
-                    mark(val > spec.max, "column '" + col + "': " + val.astype(str) + f" above max {spec.max:g}")
-                if spec.type == "float":
-                    mark(~missing & ~bad & ~np.isfinite(val.astype(float)), f"column '{col}': not a finite number")
+                    mark(val > spec.max, f"column '{col}': above max {spec.max:g} (got " + val.astype(str) + ")")
             if spec.allowed is not None and spec.type == "str":
                 unknown = ~missing & ~val.isin(spec.allowed)
                 mark(unknown, "column '" + col + "': unknown category " + val.astype(str))

@@ -34,11 +34,12 @@ def schema_of(dv: DatasetVersion) -> dict[str, ColumnSchema]:
 
 
 def train(cfg: ForgeConfig, data_version: str | None = None, frame: pd.DataFrame | None = None,
-          say: Say = _quiet, extra_tags: dict | None = None) -> dict:
+          say: Say = _quiet, extra_tags: dict | None = None, gate_frame: pd.DataFrame | None = None) -> dict:
     """Features + search + evaluate + register + gate for a validated data version.
 
     Args:
-        frame: rows to train on instead of the version's snapshot (retraining adds labelled rows).
+        frame: rows to train on instead of the version's snapshot.
+        gate_frame: rows the gate judges challenger and champion on (default: the test split).
     Returns:
         The `forge train --json` object.
     """
@@ -97,7 +98,8 @@ def train(cfg: ForgeConfig, data_version: str | None = None, frame: pd.DataFrame
             "forge.stats": str(stats_dir)})
         champ_version = reg.alias_version(client, cfg.name, reg.CHAMPION)
         champion = load_forge_model(f"models:/{cfg.name}@{reg.CHAMPION}") if champ_version else None
-        result = reg.gate(cfg, model, champion, td.test, td.metric, champ_version)
+        judged = gate_frame if gate_frame is not None and len(gate_frame) else td.test
+        result = reg.gate(cfg, model, champion, judged, td.metric, champ_version)
         if result.passed:
             reg.promote(client, cfg.name, mv.version)
         else:

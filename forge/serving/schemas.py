@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-_TYPES: dict[str, Any] = {"int": int, "float": float, "str": str, "bool": bool, "datetime": str}
+
+def _number(kind: str):
+    def check(v: Any) -> Any:
+        # JSON has one number type: 40.0 is a fine int, but "40" and true are not numbers.
+        if isinstance(v, (str, bool)):
+            raise ValueError(f"expected a JSON number ({kind}), got {type(v).__name__}")
+        if kind == "int" and isinstance(v, float) and v.is_integer():
+            return int(v)
+        return v
+
+    return BeforeValidator(check)
+
+
+def _boolean(v: Any) -> Any:
+    if v is not None and not isinstance(v, bool):
+        raise ValueError("expected true or false")
+    return v
+
+
+_TYPES: dict[str, Any] = {
+    "int": Annotated[int, _number("int")],
+    "float": Annotated[float, _number("float")],
+    "str": str,
+    "bool": Annotated[bool, BeforeValidator(_boolean)],
+    "datetime": str,
+}
 
 
 def instance_model(schema: dict[str, dict], name: str = "Instance") -> type[BaseModel]:
@@ -25,8 +50,7 @@ def instance_model(schema: dict[str, dict], name: str = "Instance") -> type[Base
             fields[col] = (Optional[py], Field(..., **kw))  # noqa: UP045  (create_model needs a runtime type)
         else:
             fields[col] = (py, Field(..., **kw))
-    # strict: "3" is not an int and 1 is not a bool; an int is still a valid float.
-    config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+    config = ConfigDict(extra="forbid", allow_inf_nan=False)
     return create_model(name, __config__=config, **fields)
 
 

@@ -6,7 +6,9 @@ epoch with a checkpoint, and resume from the last checkpoint after a failure.
 
 from __future__ import annotations
 
+import os
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +51,11 @@ def _train_loop(config: dict) -> None:
             opt.zero_grad()
             loss.backward()
             opt.step()
-        if config.get("epoch_sleep"):
-            __import__("time").sleep(config["epoch_sleep"])
+        if config.get("epoch_sleep"):  # tests: time to kill a worker mid-run
+            time.sleep(config["epoch_sleep"])
+        if config.get("progress_file"):  # tests: which process ran which epoch
+            with open(config["progress_file"], "a") as f:
+                f.write(f"{epoch} {os.getpid()}\n")
         raw = model.module if hasattr(model, "module") else model
         fitted = TorchMLPModel(_copy(raw), task, np.asarray(classes) if task == "classification" else None,
                                config["y_mean"], config["y_std"])
@@ -81,7 +86,7 @@ def _val_score(fitted: TorchMLPModel, metric, X, y, task, classes) -> float:
 def fit_mlp(
     X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray, params: dict, *, task: str, metric: str,
     max_epochs: int, storage: Path, name: str, use_gpu: bool = False, callbacks: list | None = None,
-    max_failures: int = 2, num_workers: int = 1, epoch_sleep: float = 0.0,
+    max_failures: int = 2, num_workers: int = 1, epoch_sleep: float = 0.0, progress_file: str | None = None,
 ):
     """Train with TorchTrainer; returns (TorchMLPModel from the last checkpoint, ray.train.Result)."""
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
@@ -100,7 +105,8 @@ def fit_mlp(
 
     ds = ray.data.from_pandas(pd.DataFrame({"features": list(X.astype("float32")), "label": label})).materialize()
     config = {**params, "task": task, "metric": metric, "classes": classes, "val": (X_val, y_val),
-              "max_epochs": max_epochs, "y_mean": y_mean, "y_std": y_std, "epoch_sleep": epoch_sleep}
+              "max_epochs": max_epochs, "y_mean": y_mean, "y_std": y_std, "epoch_sleep": epoch_sleep,
+              "progress_file": progress_file}
     trainer = TorchTrainer(
         _train_loop,
         train_loop_config=config,

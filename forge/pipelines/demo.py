@@ -1,0 +1,152 @@
+"""The demos behind `make demo` and `make demo-loop`, on the local embedded default."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+
+from forge.config import ForgeConfig, load_config
+from forge.data import synthetic
+
+
+def ensure_data(cfg: ForgeConfig, rows: int) -> Path:
+    """Generate the example CSV (with a few broken rows, to show the quarantine) unless it exists."""
+    path = Path(cfg.resolve(cfg.data.source))
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        synthetic.generate(rows, seed=7).to_csv(path, index=False)
+        with path.open("a") as f:
+            f.write("17,2026-03-01 10:00:00,lots,55.0,12,1,40,north,basic,0.1,0\n")  # unparseable number
+            f.write("18,2026-03-01 10:00:00,12.5,55.0,12,1,40,atlantis,basic,0.1,0\n")  # unknown category
+            f.write("19,2026-03-01 10:00:00,12.5\n")  # malformed line
+    return path
+
+
+def _secret() -> None:
+    if not os.environ.get("FORGE_JWT_SECRET"):
+        os.environ["FORGE_JWT_SECRET"] = secrets.token_urlsafe(32)  # per-demo secret, never a known default
+
+
+def _serve(cfg: ForgeConfig, say) -> str:
+    from ray import serve
+
+    from forge.serving.app import build_app
+
+    serve.start(http_options={"host": cfg.serving.host, "port": cfg.serving.port})
+    serve.run(build_app(cfg), name=cfg.name, route_prefix="/", blocking=False)
+    url = f"http://{cfg.serving.host}:{cfg.serving.port}"
+    say(f"serving at {url}  (OpenAPI docs: {url}/docs)")
+    return url
+
+
+def _token(cfg: ForgeConfig, scopes: list[str]) -> dict:
+    from forge.serving.auth import Settings, create_token
+
+    return {"Authorization": f"Bearer {create_token(Settings.from_config(cfg.serving.auth), 'demo', scopes)}"}
+
+
+def _rows(df: pd.DataFrame, inputs: list[str]) -> list[dict]:
+    return json.loads(df[inputs].to_json(orient="records"))
+
+
+def quickstart(config: str, rows: int = 4000, say=print) -> dict:
+    from ray import serve
+
+    from forge._runtime import init_ray
+    from forge.pipelines.pipeline import run
+
+    cfg = load_config(config)
+    path = ensure_data(cfg, rows)
+    say(f"data: {path}")
+    _secret()
+    init_ray()
+    result = run(cfg, say=say)
+    url = _serve(cfg, say)
+    auth = _token(cfg, ["predict"])
+    models = httpx.get(f"{url}/v1/models", headers=auth, timeout=30).json()["models"][0]
+    inputs = list(models["input_schema"])
+    sample = _rows(synthetic.generate(3, seed=99), inputs)
+    calls = [
+        ("3 rows, valid token", {"instances": sample}, auth),
+        ("no token", {"instances": sample[:1]}, {}),
+        ("wrong type", {"instances": [{**sample[0], inputs[0]: "not a number"}]}, auth),
+    ]
+    answers = []
+    for title, body, headers in calls:
+        r = httpx.post(f"{url}/v1/predict", json=body, headers=headers, timeout=30)
+        say(f"POST /v1/predict ({title}) -> {r.status_code} {r.text[:200]}")
+        answers.append(r.status_code)
+    say(f"GET /readyz -> {httpx.get(f'{url}/readyz', timeout=10).status_code}; model v{models['version']} "
+        f"data {models['data_version']}")
+    serve.delete(cfg.name)
+    say("app stopped gracefully; prediction log flushed to the workspace")
+    return {**result, "url": url, "sample_status_codes": answers}
+
+
+def loop(config: str, say=print) -> dict:
+    """Serve the champion, shift traffic, see drift, retrain through the gate, see the live swap."""
+    from ray import serve
+
+    from forge._runtime import init_ray
+    from forge.monitoring.monitor import run_drift
+    from forge.pipelines.pipeline import run
+    from forge.pipelines.retrain import retrain
+    from forge.registry.registry import CHAMPION, alias_version
+    from forge.training.tracking import setup
+
+    cfg = load_config(config)
+    cfg.serving.model_poll_s = 2
+    ensure_data(cfg, 4000)
+    _secret()
+    init_ray()
+    setup(cfg)
+    from mlflow import MlflowClient
+
+    if alias_version(MlflowClient(), cfg.name, CHAMPION) is None:
+        say("no champion yet: running the pipeline first")
+        run(cfg, say=say)
+    url = _serve(cfg, say)
+    auth, admin = _token(cfg, ["predict"]), _token(cfg, ["admin"])
+    before = httpx.get(f"{url}/v1/models", headers=auth, timeout=30).json()["models"][0]
+    inputs = list(before["input_schema"])
+    say(f"champion v{before['version']} is live")
+
+    def traffic(df: pd.DataFrame, label: str) -> None:
+        sent = 0
+        for start in range(0, len(df), 20):
+            chunk = df.iloc[start : start + 20]
+            r = httpx.post(f"{url}/v1/predict", json={"instances": _rows(chunk, inputs)}, headers=auth, timeout=30)
+            r.raise_for_status()
+            rid = r.json()["request_id"]
+            labels = [{"request_id": rid, "row": i, "label": int(y)} for i, y in enumerate(chunk[cfg.data.target])]
+            httpx.post(f"{url}/v1/labels", json={"labels": labels}, headers=admin, timeout=30).raise_for_status()
+            sent += len(chunk)
+        say(f"traffic: sent {sent} {label} rows with their delayed labels")
+
+    traffic(synthetic.generate(400, seed=11), "normal")
+    time.sleep(3)  # let the replicas flush their prediction logs
+    base = run_drift(cfg, None, multivariate=False, last=400)
+    say(f"drift before the shift: share {base['drift_share']:.2f} (dataset drift: {base['dataset_drift']})")
+    traffic(synthetic.generate(1200, seed=12, shift=1.5, concept_shift=0.6), "SHIFTED")
+    time.sleep(3)
+    html_path = Path(cfg.resolve(".forge")) / "reports" / "drift-demo-loop.html"
+    shifted = run_drift(cfg, None, html_out=str(html_path), last=1200)
+    say(f"drift after the shift: share {shifted['drift_share']:.2f} (dataset drift: {shifted['dataset_drift']}); "
+        f"report: {html_path}")
+    out = retrain(cfg, if_drift=True, say=say)
+    swapped_to = before["version"]
+    if out["promoted"]:
+        deadline = time.time() + 60
+        while time.time() < deadline and swapped_to != out["model_version"]:
+            time.sleep(1)
+            swapped_to = httpx.get(f"{url}/v1/models", headers=auth, timeout=30).json()["models"][0]["version"]
+        say(f"live app now serves v{swapped_to} (was v{before['version']}), no restart")
+    serve.delete(cfg.name)
+    return {"drift_before": base["drift_share"], "drift_after": shifted["drift_share"], "retrain": out,
+            "served_before": before["version"], "served_after": swapped_to, "drift_report": str(html_path)}

@@ -1,0 +1,58 @@
+"""`forge serve`: deploy the app on a local or given Ray cluster, and stop it gracefully."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+from forge.config import ForgeConfig
+
+
+def _connect(detach: bool):
+    import ray
+
+    from forge._runtime import init_ray
+
+    if os.environ.get("RAY_ADDRESS") or not detach:
+        return init_ray()
+    # A detached app must outlive this process: use (or start) a local head node.
+    probe = subprocess.run(["ray", "status"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        subprocess.run(["ray", "start", "--head", "--disable-usage-stats"], check=True, capture_output=True)
+    return init_ray(address="auto") if not ray.is_initialized() else ray
+
+
+def start(cfg: ForgeConfig, port: int | None = None, detach: bool = False, say=print) -> dict:
+    from ray import serve
+
+    from forge.serving.app import build_app
+
+    app = build_app(cfg)  # fails fast on auth misconfiguration, before touching the cluster
+    _connect(detach)
+    port = port or cfg.serving.port
+    serve.start(http_options={"host": cfg.serving.host, "port": port})
+    serve.run(app, name=cfg.name, route_prefix=cfg.serving.route_prefix, blocking=False)
+    url = f"http://{cfg.serving.host}:{port}{cfg.serving.route_prefix.rstrip('/')}"
+    say(f"serving {cfg.name} at {url} (docs: {url}/docs)")
+    if detach:
+        return {"url": url, "app": cfg.name}
+    print(f'{{"url": "{url}"}}', flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        say("shutting down: finishing in-flight requests and flushing the prediction log")
+        serve.delete(cfg.name)
+    return {"url": url, "stopped": True}
+
+
+def stop(cfg: ForgeConfig) -> dict:
+    """Delete the app: Serve drains in-flight requests and replicas flush their prediction logs."""
+    from ray import serve
+
+    from forge._runtime import init_ray
+
+    init_ray(address=os.environ.get("RAY_ADDRESS", "auto"))
+    serve.delete(cfg.name)
+    return {"stopped": cfg.name}

@@ -1,0 +1,119 @@
+"""Shared fixtures: one local Ray cluster per session, small data, one trained project for serving tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+os.environ.setdefault("FORGE_JWT_SECRET", "test-secret-" + "x" * 24)
+
+
+def require_binary(name: str) -> str:
+    """A system binary the tests need: under CI a missing one fails; locally it skips with the fix."""
+    path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
+    if path:
+        return path
+    msg = f"{name} is not installed (run `make setup`, which apt-installs it)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    from forge._runtime import init_ray
+
+    ray = init_ray(num_cpus=2)
+    yield ray
+    try:
+        from ray import serve
+
+        serve.shutdown()
+    except Exception:
+        pass
+    ray.shutdown()
+
+
+def write_project(folder: Path, rows: int = 1500, seed: int = 3, **overrides) -> Path:
+    """A churn project on synthetic data; returns the forge.yaml path."""
+    from forge.data import synthetic
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "data").mkdir(exist_ok=True)
+    synthetic.generate(rows, seed=seed).to_csv(folder / "data" / "churn.csv", index=False)
+    cfg = {
+        "name": "churn",
+        "data": {"source": "data/churn.csv", "target": "churned", "timestamp": "event_time", "entity": "customer_id"},
+        "training": {"num_samples": 4, "max_concurrent": 2, "max_epochs": 3,
+                     "models": ["logistic_regression", "random_forest", "mlp"]},
+        "serving": {"model_poll_s": 1, "port": free_port()},
+        "monitoring": {"prediction_log": {"flush_interval_s": 0.5}, "drift": {"window_rows": 200}},
+    }
+    for key, value in overrides.items():
+        section, _, sub = key.partition("__")
+        if sub:
+            cfg.setdefault(section, {})[sub] = value
+        else:
+            cfg[section] = value
+    path = folder / "forge.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_project(ray_session, tmp_path_factory):
+    """A project that went through the whole pipeline once: (config, result of `forge run`)."""
+    from forge.config import load_config
+    from forge.pipelines.pipeline import run
+
+    path = write_project(tmp_path_factory.mktemp("project"))
+    cfg = load_config(path)
+    result = run(cfg)
+    return cfg, result
+
+
+@pytest.fixture(scope="session")
+def served(trained_project):
+    """The trained project's app, live on a loopback port: (cfg, base url)."""
+    from ray import serve
+
+    from forge.serving.app import build_app
+
+    cfg, _ = trained_project
+    serve.start(http_options={"host": "127.0.0.1", "port": cfg.serving.port})
+    serve.run(build_app(cfg), name=cfg.name, route_prefix="/", blocking=False)
+    yield cfg, f"http://127.0.0.1:{cfg.serving.port}"
+    serve.delete(cfg.name)
+
+
+@pytest.fixture
+def auth_headers(served):
+    from forge.serving.auth import Settings, create_token
+
+    cfg, _ = served
+
+    def make(scopes=("predict",), ttl=600):
+        return {"Authorization": f"Bearer {create_token(Settings.from_config(cfg.serving.auth), 't', list(scopes), ttl)}"}
+
+    return make
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 600):
+    exe = ROOT / ".venv" / "bin" / "forge"
+    cmd = [str(exe) if exe.exists() else "forge", *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})

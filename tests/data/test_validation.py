@@ -1,0 +1,95 @@
+"""forge/data/validation.py + ingest.py: quarantine with reasons, reconciling counts, dataset checks."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from forge.config import load_config
+from forge.data.ingest import DataCheckError, validate_dataset
+from forge.data.validation import infer_schema
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.integration
+
+SCHEMA = """
+  schema:
+    id: {type: int, nullable: false, min: 0}
+    amount: {type: float, nullable: false, min: 0, max: 1000}
+    color: {type: str, nullable: true, allowed: [red, green, blue]}
+    when: {type: datetime, nullable: true}
+    label: {type: int, nullable: false}
+"""
+
+
+def _project(tmp_path, lines: list[str], extra: str = "") -> str:
+    (tmp_path / "d.csv").write_text("id,amount,color,when,label\n" + "\n".join(lines) + "\n")
+    cfg = tmp_path / "forge.yaml"
+    cfg.write_text(f"name: t\ndata:\n  source: d.csv\n  target: label\n{SCHEMA}{extra}"
+                   "  checks: {min_rows: 2, fail_on_quarantine_rate: 0.9}\n")
+    return str(cfg)
+
+
+def test_every_bad_row_quarantined_with_its_reason(ray_session, tmp_path):
+    good = [f"{i},{i * 1.5},red,2026-01-0{1 + i % 9},{i % 2}" for i in range(20)]
+    bad = {
+        "x1,5.0,red,2026-01-01,1": "column 'id': cannot parse",
+        "21,abc,red,2026-01-01,1": "column 'amount': cannot parse",
+        "22,,red,2026-01-01,1": "column 'amount': null not allowed",
+        "23,-5,red,2026-01-01,0": "column 'amount': below min",
+        "24,5000,red,2026-01-01,0": "column 'amount': above max",
+        "25,5,purple,2026-01-01,0": "column 'color': unknown category",
+        "26,5,red,not-a-date,0": "column 'when': cannot parse",
+        "27,5,red": "malformed CSV line",
+        "28,5,red,2026-01-01,0,extra": "malformed CSV line",
+        "29,inf,red,2026-01-01,0": "column 'amount': not a finite",
+    }
+    res = validate_dataset(load_config(_project(tmp_path, good + list(bad))))
+    lines = len(good) + len(bad)
+    assert res.rows_in == lines == res.rows_valid + res.rows_quarantined
+    assert res.rows_valid == len(good) and res.rows_quarantined == len(bad)
+    q = pd.read_parquet(res.quarantine_path)
+    assert len(q) == len(bad)
+    for raw, reason in bad.items():
+        key = raw.split(",")[0]
+        hit = q[q["raw"].str.contains(f'"{key}"') | q["raw"].str.startswith(key + ",")]
+        assert len(hit) == 1, raw
+        assert reason in hit["reason"].iloc[0], (raw, hit["reason"].iloc[0])
+    report = json.loads(res.report_path.read_text())
+    assert report["rows_quarantined"] == len(bad) and report["passed"]
+
+
+def test_dataset_check_failure_stops_with_report(ray_session, tmp_path):
+    rows = [f"{i},1.0,red,2026-01-01,1" for i in range(5)]  # constant target
+    with pytest.raises(DataCheckError) as e:
+        validate_dataset(load_config(_project(tmp_path, rows)))
+    failed = [c["check"] for c in e.value.report["dataset_checks"] if not c["passed"]]
+    assert "target_not_constant" in failed
+    assert not (tmp_path / ".forge" / "datasets" / "t" / "LATEST").exists()  # nothing versioned
+
+
+def test_cli_dataset_failure_exits_1(tmp_path):
+    rows = [f"{i},1.0,red,2026-01-01,1" for i in range(5)]
+    r = run_cli("validate", "-c", _project(tmp_path, rows), "--json")
+    assert r.returncode == 1, r.stderr
+    assert "target_not_constant" in r.stderr
+
+
+def test_cli_validate_json(tmp_path):
+    rows = [f"{i},{i}.5,green,2026-01-02,{i % 2}" for i in range(30)] + ["bad,1,red,2026-01-01,0"]
+    r = run_cli("validate", "-c", _project(tmp_path, rows), "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert {"data_version", "rows_in", "rows_valid", "rows_quarantined", "report_path", "quarantine_path"} <= set(out)
+    assert out["rows_in"] == 31 and out["rows_quarantined"] == 1
+
+
+def test_infer_schema_types_and_categories():
+    df = pd.DataFrame({"a": ["1", "2", None], "b": ["1.5", "x", "2"] * 1, "c": ["u", "v", "u"],
+                       "t": ["2026-01-01", "2026-01-02", None], "y": ["0", "1", "0"]})
+    s = infer_schema(df, target="y")
+    assert s["a"].type == "int" and s["a"].min == 0
+    assert s["b"].type == "str"  # a third of the values are not numbers
+    assert s["c"].allowed == ["u", "v"]
+    assert s["t"].type == "datetime"
+    assert s["y"].nullable is False

@@ -1,0 +1,87 @@
+"""forge/features: no training/serving skew, split without leakage, statistics equal pandas'."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forge.config import ColumnSchema, ForgeConfig
+from forge.data import synthetic
+from forge.features.engineering import FeatureTransform, infer_spec
+from forge.features.split import split_frame
+from forge.features.statistics import compute_statistics
+
+pytestmark = pytest.mark.integration
+
+SCHEMA = {
+    "usage_hours": ColumnSchema(type="float"), "monthly_spend": ColumnSchema(type="float"),
+    "tenure_months": ColumnSchema(type="int"), "support_tickets": ColumnSchema(type="int"),
+    "age": ColumnSchema(type="int"), "region": ColumnSchema(type="str"), "plan": ColumnSchema(type="str"),
+    "discount": ColumnSchema(type="float"), "churned": ColumnSchema(type="int"),
+    "customer_id": ColumnSchema(type="int"), "event_time": ColumnSchema(type="datetime"),
+}
+
+
+def _cfg(**features):
+    return ForgeConfig.model_validate({"name": "f", "data": {"source": "x.csv", "target": "churned",
+                                                             "timestamp": "event_time", "entity": "customer_id"},
+                                       "features": features})
+
+
+def test_spec_from_schema_and_config():
+    spec = infer_spec(_cfg(drop=["age"], derived={"spend_per_hour": "monthly_spend / (usage_hours + 1)"}), SCHEMA)
+    assert "age" not in spec.numeric and "customer_id" not in spec.numeric and "churned" not in spec.numeric
+    assert spec.categorical == ["region", "plan"] and "spend_per_hour" in spec.numeric
+    assert "spend_per_hour" not in spec.inputs
+
+
+def test_batch_and_single_row_paths_agree_exactly(ray_session):
+    import ray
+
+    df = synthetic.generate(600, seed=5)
+    spec = infer_spec(_cfg(derived={"spend_per_hour": "monthly_spend / (usage_hours + 1)"}), SCHEMA)
+    ft = FeatureTransform(spec).fit(ray.data.from_pandas(df.iloc[:400]))
+    serve_rows = df.iloc[400:].reset_index(drop=True)
+    serve_rows.loc[0, "region"] = "never-seen"  # unknown categories are ignored, not errors
+    batch = np.stack([r["features"] for r in ft.transform(ray.data.from_pandas(serve_rows)).take_all()])
+    single = np.vstack([ft.transform_batch(serve_rows.iloc[[i]]) for i in range(len(serve_rows))])
+    assert batch.shape == (200, len(ft.feature_names))
+    np.testing.assert_array_equal(batch, single)
+    region_cols = [i for i, n in enumerate(ft.feature_names) if n.startswith("region=")]
+    assert batch[0, region_cols].sum() == 0
+
+
+def test_time_split_has_no_leakage():
+    df = synthetic.generate(1000, seed=2)
+    df.loc[df.index[500:520], "event_time"] = df["event_time"].iloc[500]  # equal timestamps at a boundary
+    s = split_frame(df, "churned", 0.15, 0.2, 0, timestamp="event_time")
+    assert s.method == "time"
+    assert s.train["event_time"].max() < s.val["event_time"].min()
+    assert s.val["event_time"].max() < s.test["event_time"].min()
+    assert len(s.train) + len(s.val) + len(s.test) == 1000
+
+
+def test_random_split_is_stratified():
+    df = synthetic.generate(1000, seed=2)
+    s = split_frame(df, "churned", 0.15, 0.2, 0, stratify=True, method="random")
+    rate = df["churned"].mean()
+    for part in (s.train, s.val, s.test):
+        assert abs(part["churned"].mean() - rate) < 0.01
+
+
+def test_statistics_match_pandas(ray_session):
+    import ray
+
+    df = synthetic.generate(800, seed=9)
+    num, cat = ["usage_hours", "tenure_months"], ["region", "plan"]
+    stats, sample = compute_statistics(ray.data.from_pandas(df).repartition(4), num, cat, reference_rows=10_000)
+    for c in num:
+        s = df[c]
+        assert stats[c]["count"] == s.notna().sum() and stats[c]["nulls"] == s.isna().sum()
+        assert stats[c]["mean"] == pytest.approx(s.mean(), rel=1e-12)
+        assert stats[c]["std"] == pytest.approx(s.std(), rel=1e-9)
+        assert stats[c]["min"] == s.min() and stats[c]["max"] == s.max()
+        assert stats[c]["quantiles"]["0.5"] == pytest.approx(s.quantile(0.5))
+    for c in cat:
+        assert stats[c]["frequencies"] == df[c].value_counts().to_dict()
+        assert stats[c]["nulls"] == df[c].isna().sum()
+    assert len(sample) == 800

@@ -1,0 +1,182 @@
+"""forge/pipelines/pipeline.py: the whole pipeline, MLflow tracking, registry gate, lineage, fresh-process load."""
+
+import json
+import subprocess
+import sys
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from forge.config import load_config
+from forge.pipelines.pipeline import run, train
+from forge.registry.registry import alias_version, gate, lineage
+from forge.training.packaging import load_forge_model
+from forge.workspace import tracking_uri
+from tests.conftest import ROOT, run_cli, write_project
+
+pytestmark = pytest.mark.integration
+
+
+def test_run_result_contract(trained_project):
+    cfg, out = trained_project
+    assert {"data_version", "rows_in", "rows_valid", "rows_quarantined", "report_path", "quarantine_path",
+            "run_id", "model_name", "model_version", "metric", "promoted"} <= set(out)
+    assert out["promoted"] and out["metric"]["name"] == "roc_auc" and out["metric"]["value"] > 0.65
+    assert out["trials"] == cfg.training.num_samples and out["failed_trials"] == 0
+
+
+def test_mlflow_parent_child_runs_and_dataset_input(trained_project):
+    cfg, out = trained_project
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    client = MlflowClient()
+    parent = client.get_run(out["run_id"])
+    children = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{out['run_id']}'")
+    assert len(children) == cfg.training.num_samples
+    assert all("val_metric" in c.data.metrics for c in children)
+    digests = {d.dataset.digest for d in parent.inputs.dataset_inputs}
+    assert digests == {out["data_version"]}
+    arts = {a.path for a in client.list_artifacts(out["run_id"])}
+    assert {"validation", "features", "evaluation", "tune"} <= arts
+    assert parent.data.tags.get("forge.data_version") == out["data_version"]
+    for m in ("test_accuracy", "test_f1", "test_roc_auc", "test_log_loss"):
+        assert m in parent.data.metrics
+
+
+def test_tune_report_is_readable_afterwards(trained_project):
+    from ray.tune import ExperimentAnalysis
+
+    cfg, out = trained_project
+    run_ = MlflowClient(tracking_uri(cfg)).get_run(out["run_id"])
+    analysis = ExperimentAnalysis(run_.data.tags["forge.tune_experiment"])
+    df = analysis.dataframe()
+    assert len(df) == cfg.training.num_samples and "val_metric" in df
+
+
+def test_trials_ran_in_parallel(trained_project):
+    from ray.tune import ExperimentAnalysis
+
+    cfg, out = trained_project
+    tags = MlflowClient(tracking_uri(cfg)).get_run(out["run_id"]).data.tags
+    df = ExperimentAnalysis(tags["forge.tune_experiment"]).dataframe()
+    end = df["timestamp"].to_numpy()
+    start = end - df["time_total_s"].to_numpy()
+    overlaps = sum(1 for i in range(len(df)) for j in range(i + 1, len(df)) if start[i] < end[j] and start[j] < end[i])
+    assert overlaps >= 1
+
+
+def test_registered_model_predicts_raw_rows_in_fresh_process(trained_project, tmp_path):
+    cfg, out = trained_project
+    rows = pd.read_csv(cfg.resolve(cfg.data.source)).head(5)
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    code = (f"import mlflow,pandas as pd; mlflow.set_tracking_uri({tracking_uri(cfg)!r}); "
+            f"m=mlflow.pyfunc.load_model('models:/{cfg.name}@champion'); "
+            f"print(m.predict(pd.read_csv({str(tmp_path / 'rows.csv')!r})).to_json())")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    pred = json.loads(r.stdout.strip().splitlines()[-1])
+    assert len(pred["prediction"]) == 5 and "proba_1" in pred
+
+
+def test_gate_promotes_better_and_refuses_worse(trained_project):
+    cfg, _ = trained_project
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    good = load_forge_model(f"models:/{cfg.name}@champion")
+    df = pd.read_csv(cfg.resolve(cfg.data.source)).dropna(subset=["churned"]).tail(400)
+
+    class Worse:
+        classes = good.classes
+
+        def predict_raw(self, frame):
+            rng = np.random.default_rng(0)
+            p = rng.random(len(frame))
+            return (p > 0.5).astype(int), np.c_[1 - p, p]
+
+    assert gate(cfg, good, Worse(), df, "roc_auc", "1").passed
+    refused = gate(cfg, Worse(), good, df, "roc_auc", "1")
+    assert not refused.passed and "improvement" in refused.reason or "min" in refused.reason
+
+
+def test_worse_retraining_is_refused_and_champion_kept(trained_project):
+    cfg, out = trained_project
+    client = MlflowClient(tracking_uri(cfg))
+    before = alias_version(client, cfg.name, "champion")
+    from forge.data.versioning import get_version
+    from forge.workspace import Workspace
+
+    dv = get_version(Workspace.from_config(cfg), cfg.name)
+    real = pd.read_parquet(dv.snapshot)
+    noisy = real.assign(churned=np.random.default_rng(1).permutation(real["churned"].to_numpy()))
+    # the gate judges both models on trustworthy labelled rows, as retraining does with the newest labels
+    res = train(cfg, dv.version, frame=noisy, gate_frame=real.tail(500))
+    assert not res["promoted"]
+    assert alias_version(client, cfg.name, "champion") == before
+    assert alias_version(client, cfg.name, "challenger") == str(res["model_version"])
+
+
+def test_models_cli_show_prints_lineage(trained_project):
+    cfg, out = trained_project
+    r = run_cli("models", "show", "champion", "-c", str(cfg.config_path), "--json")
+    assert r.returncode == 0, r.stderr
+    chain = json.loads(r.stdout.strip().splitlines()[-1])
+    assert chain["data"]["version"] == out["data_version"]
+    assert chain["data"]["inputs"][0]["digest"] == out["data_version"]
+    manifest = json.loads(open(chain["data"]["manifest"]).read())
+    assert manifest["source"] == "data/churn.csv" and "validation_report" in manifest
+    r = run_cli("models", "list", "-c", str(cfg.config_path), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout.strip().splitlines()[-1])["versions"]
+
+
+def test_lineage_function(trained_project):
+    cfg, out = trained_project
+    chain = lineage(MlflowClient(tracking_uri(cfg)), cfg.name, str(out["model_version"]))
+    assert chain["model"]["run_id"] == out["run_id"]
+
+
+def test_breast_cancer_matches_published_baseline(ray_session, tmp_path):
+    """scikit-learn's breast cancer set: published baselines reach ~0.99 ROC AUC; so must we."""
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer(as_frame=True).frame
+    data.columns = [c.replace(" ", "_") for c in data.columns]
+    data.to_csv(tmp_path / "bc.csv", index=False)
+    (tmp_path / "forge.yaml").write_text(
+        "name: breast_cancer\ndata:\n  source: bc.csv\n  target: target\n"
+        "training:\n  num_samples: 3\n  models: [logistic_regression, hist_gradient_boosting]\n")
+    out = run(load_config(tmp_path / "forge.yaml"))
+    assert out["metric"]["name"] == "roc_auc" and out["metric"]["value"] >= 0.97
+
+
+def test_training_against_a_real_mlflow_server(ray_session, tmp_path):
+    from tests.conftest import free_port
+
+    port = free_port()
+    server = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import time
+
+        import httpx
+
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        path = write_project(tmp_path / "p", rows=800, tracking_uri=f"http://127.0.0.1:{port}",
+                             training={"num_samples": 2, "models": ["logistic_regression"]})
+        out = run(load_config(path))
+        client = MlflowClient(f"http://127.0.0.1:{port}")
+        assert alias_version(client, "churn", "champion") == str(out["model_version"])
+        assert client.get_run(out["run_id"]).info.status == "FINISHED"
+    finally:
+        server.terminate()
+        server.wait(20)
