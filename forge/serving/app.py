@@ -27,11 +27,12 @@ def _app(cfg: ForgeConfig, settings: Settings, input_schema: dict) -> FastAPI:
     Instance = schemas.instance_model(input_schema)
     api.state.request_model = schemas.request_model(Instance, cfg.serving.max_instances)
     api.state.instance_model = Instance
-    api.state.replica = None
 
     def count_error(reason: str) -> None:
-        if api.state.replica is not None:
-            api.state.replica.metrics.errors.inc(tags={"reason": reason})
+        from forge.serving import replica
+
+        if replica.CURRENT is not None:
+            replica.CURRENT.metrics.errors.inc(tags={"reason": reason})
 
     @api.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError):

@@ -19,6 +19,9 @@ from forge.serving.routing import assign
 from forge.workspace import Workspace, tracking_uri
 
 
+CURRENT: "ForgeReplica | None" = None  # the replica of this process, for the app's exception handlers
+
+
 def _client(cfg: ForgeConfig):
     import mlflow
     from mlflow import MlflowClient
@@ -75,6 +78,8 @@ class ForgeReplica:
         self._batched.set_batch_wait_timeout_s(b.batch_wait_timeout_s)
         self._stop = threading.Event()
         self.refresh()
+        global CURRENT
+        CURRENT = self
         threading.Thread(target=self._poll, name="forge-registry-poll", daemon=True).start()
 
     # ---- models -------------------------------------------------------------------------------

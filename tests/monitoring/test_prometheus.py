@@ -1,0 +1,126 @@
+"""A real Prometheus scrapes the running app through Ray's metrics endpoint; dashboards and rules only use
+names it actually scraped, and every expression parses."""
+
+import json
+import re
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.conftest import ROOT, free_port, require_binary
+from tests.serving.test_app import _rows
+
+pytestmark = pytest.mark.integration
+FORGE_METRICS = ["ray_forge_predictions_total", "ray_forge_prediction_errors_total",
+                 "ray_forge_prediction_latency_ms_bucket", "ray_forge_prediction_score_bucket",
+                 "ray_forge_feature_drift_score", "ray_forge_dataset_drift_share", "ray_forge_model_info"]
+
+
+def _loopback_targets(sd_file: Path, out: Path) -> None:
+    """Ray's service-discovery file, pointed at 127.0.0.1 where the endpoint answers there."""
+    groups = json.loads(sd_file.read_text())
+    for g in groups:
+        new = []
+        for t in g["targets"]:
+            port = int(t.rsplit(":", 1)[1])
+            with socket.socket() as s:
+                s.settimeout(1)
+                new.append(f"127.0.0.1:{port}" if s.connect_ex(("127.0.0.1", port)) == 0 else t)
+        g["targets"] = new
+    out.write_text(json.dumps(groups))
+
+
+@pytest.fixture(scope="module")
+def prometheus(served, tmp_path_factory, ray_session):
+    binary = require_binary("prometheus")
+    folder = tmp_path_factory.mktemp("prom")
+    sd = Path("/tmp/ray/prom_metrics_service_discovery.json")
+    deadline = time.time() + 30
+    while not sd.exists() and time.time() < deadline:
+        time.sleep(1)
+    _loopback_targets(sd, folder / "targets.json")
+    (folder / "prometheus.yml").write_text(yaml.safe_dump({
+        "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
+        "scrape_configs": [{"job_name": "ray", "file_sd_configs": [{"files": [str(folder / "targets.json")]}]}],
+    }))
+    port = free_port()
+    proc = subprocess.Popen([binary, f"--config.file={folder / 'prometheus.yml'}",
+                             f"--storage.tsdb.path={folder / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def _names(prom: str) -> set[str]:
+    return set(httpx.get(f"{prom}/api/v1/label/__name__/values", timeout=10).json()["data"])
+
+
+@pytest.fixture(scope="module")
+def scraped(prometheus, served, auth_headers_module):
+    cfg, url = served
+    h = auth_headers_module
+    for i in range(15):  # 150 rows: enough for the replica's drift window to compute
+        httpx.post(f"{url}/v1/predict", json={"instances": _rows(cfg, 10, seed=1000 + i)}, headers=h, timeout=30)
+    httpx.post(f"{url}/v1/predict", json={"instances": _rows(cfg, 1)}, timeout=30)  # 401 -> an error metric
+    deadline = time.time() + 90
+    names: set[str] = set()
+    while time.time() < deadline:
+        names = _names(prometheus)
+        if all(m in names for m in FORGE_METRICS):
+            break
+        time.sleep(2)
+    return names
+
+
+@pytest.fixture(scope="module")
+def auth_headers_module(served):
+    from forge.serving.auth import Settings, create_token
+
+    cfg, _ = served
+    return {"Authorization": f"Bearer {create_token(Settings.from_config(cfg.serving.auth), 't', ['predict'])}"}
+
+
+def test_every_forge_metric_is_scraped(scraped, prometheus):
+    missing = [m for m in FORGE_METRICS if m not in scraped]
+    assert not missing, missing
+    r = httpx.get(f"{prometheus}/api/v1/query", params={"query": "sum(ray_forge_predictions_total)"}).json()
+    assert float(r["data"]["result"][0]["value"][1]) >= 150
+    info = httpx.get(f"{prometheus}/api/v1/query", params={"query": "ray_forge_model_info == 1"}).json()
+    assert {s["metric"]["version"] for s in info["data"]["result"]}
+
+
+def _expressions() -> list[tuple[str, str]]:
+    out = []
+    for path in sorted((ROOT / "grafana" / "dashboards").glob("*.json")):
+        for panel in json.loads(path.read_text())["panels"]:
+            for t in panel.get("targets", []):
+                out.append((f"{path.name}:{panel['title']}", t["expr"]))
+    rules = yaml.safe_load((ROOT / "kuberay" / "base" / "prometheus-rules.yaml").read_text())
+    for group in rules["spec"]["groups"]:
+        for rule in group["rules"]:
+            out.append((f"rule:{rule['alert']}", rule["expr"]))
+    return out
+
+
+def test_dashboards_and_rules_parse_and_use_only_scraped_names(scraped, prometheus):
+    exprs = _expressions()
+    assert len(exprs) >= 15
+    for where, expr in exprs:
+        r = httpx.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=10).json()
+        assert r["status"] == "success", (where, r)
+        for name in set(re.findall(r"\bray_[a-zA-Z0-9_]+", expr)):
+            assert name in scraped, f"{where} uses {name}, which the running app does not export"

@@ -1,0 +1,219 @@
+"""forge/serving/app.py over real HTTP against Ray Serve: contract, auth, bad input, log, swaps, failures."""
+
+import concurrent.futures
+import json
+import os
+import signal
+import threading
+import time
+
+import httpx
+import jwt
+import pandas as pd
+import pytest
+
+from forge.data import synthetic
+from forge.monitoring.prediction_log import read_log
+from forge.workspace import Workspace
+
+pytestmark = pytest.mark.integration
+
+
+def _rows(cfg, n=1, seed=0, url=None, headers=None):
+    df = synthetic.generate(n, seed=seed)
+    cols = ["usage_hours", "monthly_spend", "tenure_months", "support_tickets", "age", "region", "plan", "discount"]
+    return json.loads(df[cols].to_json(orient="records"))
+
+
+def test_contract_and_metadata(served, auth_headers):
+    cfg, url = served
+    h = auth_headers()
+    r = httpx.post(f"{url}/v1/predict", json={"instances": _rows(cfg, 3)}, headers=h, timeout=30)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["predictions"]) == 3 and len(body["probabilities"]) == 3
+    assert body["model"]["name"] == "churn" and body["request_id"] and body["variant"] == "champion"
+    assert httpx.get(f"{url}/healthz").status_code == 200
+    assert httpx.get(f"{url}/readyz").status_code == 200
+    meta = httpx.get(f"{url}/v1/models", headers=h).json()["models"][0]
+    assert {"name", "version", "alias", "run_id", "data_version", "metrics", "input_schema"} <= set(meta)
+    spec = httpx.get(f"{url}/openapi.json").json()
+    instance = spec["components"]["schemas"]["Instance"]["properties"]
+    assert {"usage_hours", "region", "plan"} <= set(instance)  # real feature names in /docs
+    assert httpx.get(f"{url}/docs").status_code == 200
+
+
+def test_auth_matrix(served, auth_headers):
+    cfg, url = served
+    body = {"instances": _rows(cfg)}
+    secret = os.environ["FORGE_JWT_SECRET"]
+    now = int(time.time())
+    cases = {
+        "no header": ({}, 401),
+        "malformed": ({"Authorization": "Basic abc"}, 401),
+        "bad signature": ({"Authorization": "Bearer " + jwt.encode({"sub": "x", "exp": now + 60, "scope": "predict"},
+                                                                    "wrong" * 8, "HS256")}, 401),
+        "alg none": ({"Authorization": "Bearer " + jwt.encode({"sub": "x", "exp": now + 60, "scope": "predict"},
+                                                               None, algorithm="none")}, 401),
+        "expired": ({"Authorization": "Bearer " + jwt.encode({"sub": "x", "exp": now - 10, "scope": "predict"},
+                                                              secret, "HS256")}, 401),
+        "wrong scope": (auth_headers(["admin"]), 403),
+        "valid": (auth_headers(["predict"]), 200),
+    }
+    for name, (headers, code) in cases.items():
+        r = httpx.post(f"{url}/v1/predict", json=body, headers=headers, timeout=30)
+        assert r.status_code == code, (name, r.status_code, r.text)
+
+
+def test_bad_input_is_4xx_with_field_detail(served, auth_headers):
+    cfg, url = served
+    h = auth_headers()
+    row = _rows(cfg)[0]
+    missing = {k: v for k, v in row.items() if k != "plan"}
+    cases = {
+        "missing field": ({"instances": [missing]}, 422, "plan"),
+        "extra field": ({"instances": [{**row, "bogus": 1}]}, 422, "bogus"),
+        "wrong type": ({"instances": [{**row, "tenure_months": "ten"}]}, 422, "tenure_months"),
+        "empty": ({"instances": []}, 422, "instances"),
+        "huge": ({"instances": [row] * (cfg.serving.max_instances + 1)}, 413, "too many"),
+    }
+    for name, (body, code, needle) in cases.items():
+        r = httpx.post(f"{url}/v1/predict", json=body, headers=h, timeout=60)
+        assert r.status_code == code, (name, r.text)
+        assert needle in r.text, (name, r.text)
+    for raw in ('{"instances": [' + json.dumps(row).replace(str(row["discount"]), "NaN") + "]}",
+                '{"instances": [' + json.dumps(row).replace(str(row["discount"]), "Infinity") + "]}",
+                '{"instances": [', "not json"):
+        r = httpx.post(f"{url}/v1/predict", content=raw, headers={**h, "content-type": "application/json"})
+        assert r.status_code == 422, (raw[:40], r.text)
+    r = httpx.post(f"{url}/v1/predict", content=json.dumps({"instances": [row]}),
+                   headers={**h, "content-type": "text/plain"})
+    assert 400 <= r.status_code < 500
+
+
+def test_schemathesis_finds_no_5xx(served, auth_headers):
+    import schemathesis
+    from hypothesis import HealthCheck, settings
+
+    cfg, url = served
+    schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
+    headers = auth_headers()
+    seen = []
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    def check(case):
+        r = case.call(headers=headers, timeout=30)
+        seen.append(r.status_code)
+        assert r.status_code < 500, (case.path, case.body, r.status_code, r.text[:300])
+
+    for op in schema.get_all_operations():
+        op = op.ok()
+        if op.method.upper() == "POST" and op.path == "/v1/predict":
+            op.as_strategy()
+            from hypothesis import given
+
+            given(op.as_strategy())(check)()
+    assert len(seen) >= 100
+
+
+def test_every_prediction_reaches_the_log(served, auth_headers):
+    cfg, url = served
+    h = auth_headers()
+    folder = Workspace.from_config(cfg).predictions(cfg.name)
+    ids = []
+    for i in range(40):
+        r = httpx.post(f"{url}/v1/predict", json={"instances": _rows(cfg, 1 + i % 3, seed=i)}, headers=h, timeout=30)
+        assert r.status_code == 200
+        ids.append((r.json()["request_id"], 1 + i % 3))
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        log = read_log(folder)
+        if set(dict(ids)) <= set(log["request_id"]):
+            break
+        time.sleep(0.5)
+    log = read_log(folder)
+    mine = log[log["request_id"].isin(dict(ids))]
+    assert len(mine) == sum(n for _, n in ids)
+    assert {"model_name", "model_version", "variant", "prediction", "score", "timestamp", "usage_hours"} <= set(log)
+
+
+def _load(url, headers, rows, stop, results):
+    with httpx.Client(timeout=30) as client:
+        while not stop.is_set():
+            try:
+                r = client.post(f"{url}/v1/predict", json={"instances": rows}, headers=headers)
+                results.append((time.time(), r.status_code, r.json().get("model", {}).get("version")))
+            except Exception as e:  # a connection error counts as a failure
+                results.append((time.time(), type(e).__name__, None))
+
+
+def test_model_swap_under_load_drops_nothing(served, auth_headers, trained_project):
+    from mlflow import MlflowClient
+
+    from forge.registry.registry import promote
+    from forge.workspace import tracking_uri
+
+    cfg, url = served
+    client = MlflowClient(tracking_uri(cfg))
+    versions = sorted(int(m.version) for m in client.search_model_versions(f"name='{cfg.name}'"))
+    current = httpx.get(f"{url}/readyz").json()["version"]
+    target = str(next(v for v in versions if str(v) != current)) if len(versions) > 1 else current
+    stop, results = threading.Event(), []
+    threads = [threading.Thread(target=_load, args=(url, auth_headers(), _rows(cfg), stop, results)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(2)
+    promote(client, cfg.name, target)
+    deadline = time.time() + 30
+    while time.time() < deadline and httpx.get(f"{url}/readyz").json()["version"] != target:
+        time.sleep(0.3)
+    time.sleep(2)
+    stop.set()
+    for t in threads:
+        t.join()
+    promote(client, cfg.name, current)  # leave the fixture as it was
+    codes = [c for _, c, _ in results]
+    assert len(codes) > 20 and all(c == 200 for c in codes), {c: codes.count(c) for c in set(codes)}
+    assert {v for _, _, v in results} >= {target}
+    meta = httpx.get(f"{url}/v1/models", headers=auth_headers()).json()["models"][0]
+    assert meta["version"] in (target, current)
+
+
+def test_replica_killed_under_load_recovers(served, auth_headers):
+    from ray.util.state import list_actors
+
+    cfg, url = served
+    stop, results = threading.Event(), []
+    threads = [threading.Thread(target=_load, args=(url, auth_headers(), _rows(cfg), stop, results)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(2)
+    replica = [a for a in list_actors(filters=[("state", "=", "ALIVE")]) if "ServeReplica:churn:forge" in a.class_name]
+    assert replica
+    killed_at = time.time()
+    os.kill(replica[0].pid, signal.SIGKILL)
+    recovered = None
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        time.sleep(0.5)
+        after = [r for r in results if r[0] > killed_at + 0.5]
+        if len(after) >= 5 and all(c == 200 for _, c, _ in after[-5:]):
+            recovered = after[-5][0] - killed_at
+            break
+    stop.set()
+    for t in threads:
+        t.join()
+    failed = [r for r in results if r[1] != 200]
+    print(f"\nreplica kill: {len(failed)}/{len(results)} requests failed; recovered after {recovered}s")
+    assert recovered is not None, "the app did not recover by itself"
+
+
+def test_overload_gives_503_not_a_crash(served, auth_headers):
+    cfg, url = served
+    rows = _rows(cfg, 200)
+    h = auth_headers()
+    with concurrent.futures.ThreadPoolExecutor(64) as pool:
+        codes = list(pool.map(lambda _: httpx.post(f"{url}/v1/predict", json={"instances": rows}, headers=h,
+                                                   timeout=60).status_code, range(160)))
+    assert set(codes) <= {200, 503}, set(codes)
+    assert httpx.get(f"{url}/readyz").status_code == 200
