@@ -305,6 +305,35 @@ def ab_report(config: str = ConfigOpt, as_json: bool = JsonOpt):
     return report(_cfg(config))
 
 
+@ab_app.command("set")
+@command
+def ab_set(variant: list[str] = typer.Option(None, "--variant", help="NAME=ALIAS_OR_VERSION:WEIGHT, repeatable."),
+           shadow: str = typer.Option(None, "--shadow", help="Alias or version that gets a copy of traffic."),
+           experiment: str = typer.Option("default", "--experiment", help="Experiment id (assignment salt)."),
+           reset: bool = typer.Option(False, "--reset", help="Back to serving.traffic from forge.yaml."),
+           config: str = ConfigOpt, as_json: bool = JsonOpt):
+    """Change the variants of the running app, without a restart (replicas pick it up on their next poll)."""
+    from forge.config import TrafficConfig, Variant
+    from forge.serving.replica import set_traffic
+
+    cfg = _cfg(config)
+    if reset:
+        set_traffic(cfg, None)
+        return {"traffic": cfg.serving.traffic.model_dump()}
+    variants = []
+    for spec in variant or []:
+        name, _, rest = spec.partition("=")
+        model, _, weight = rest.partition(":")
+        if not name or not model:
+            raise ValueError(f"--variant {spec!r}: expected NAME=ALIAS_OR_VERSION[:WEIGHT]")
+        variants.append(Variant(name=name, model=model, weight=float(weight or 1)))
+    traffic = TrafficConfig(experiment_id=experiment, variants=variants or cfg.serving.traffic.variants,
+                            shadow=shadow, key_header=cfg.serving.traffic.key_header,
+                            key_field=cfg.serving.traffic.key_field)
+    set_traffic(cfg, traffic)
+    return {"traffic": traffic.model_dump()}
+
+
 @demo_app.command("quickstart")
 @command
 def demo_quickstart(config: str = ConfigOpt, rows: int = typer.Option(4000, "--rows"), as_json: bool = JsonOpt):

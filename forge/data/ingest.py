@@ -19,7 +19,15 @@ import pyarrow.parquet as pq
 
 from forge.config import ColumnSchema, ForgeConfig
 from forge.data.loading import read_dataset, source_format
-from forge.data.validation import HASH, RAW, REASON, DatasetStats, RowValidator, arrow_schema, dataset_checks, infer_schema
+from forge.data.validation import (
+    RAW,
+    REASON,
+    DatasetStats,
+    RowValidator,
+    arrow_schema,
+    dataset_checks,
+    infer_schema,
+)
 from forge.data.versioning import DatasetVersion, commit_version, content_version
 from forge.workspace import Workspace
 

@@ -18,8 +18,8 @@ from forge.monitoring.prediction_log import PredictionLogger
 from forge.serving.routing import assign
 from forge.workspace import Workspace, tracking_uri
 
-
-CURRENT: "ForgeReplica | None" = None  # the replica of this process, for the app's exception handlers
+TRAFFIC_TAG = "forge.traffic"
+CURRENT: ForgeReplica | None = None  # the replica of this process, for the app's exception handlers
 
 
 def _client(cfg: ForgeConfig):
@@ -36,6 +36,17 @@ def resolve(client, name: str, ref: str) -> str:
     if str(ref).isdigit():
         return str(ref)
     return str(client.get_model_version_by_alias(name, ref).version)
+
+
+def set_traffic(cfg: ForgeConfig, traffic: TrafficConfig | None) -> None:
+    """Change the variants of every running replica (picked up on their next registry poll); None resets."""
+    client = _client(cfg)
+    if traffic is None:
+        client.delete_registered_model_tag(cfg.name, TRAFFIC_TAG)
+    else:
+        for ref in [v.model for v in traffic.variants] + ([traffic.shadow] if traffic.shadow else []):
+            resolve(client, cfg.name, ref)  # fail here, not in the replicas, on a bad alias
+        client.set_registered_model_tag(cfg.name, TRAFFIC_TAG, traffic.model_dump_json())
 
 
 def load_input_schema(cfg: ForgeConfig) -> dict:
@@ -102,6 +113,9 @@ class ForgeReplica:
 
     def refresh(self) -> None:
         """Resolve every variant's alias; load new versions before switching routes (zero downtime)."""
+        override = self.client.get_registered_model(self.cfg.name).tags.get(TRAFFIC_TAG)
+        if override:  # `forge ab set` changed the variants on the running app
+            self.traffic = TrafficConfig.model_validate_json(override)
         refs = {v.name: v.model for v in self.traffic.variants}
         if self.traffic.shadow:
             refs["shadow"] = self.traffic.shadow
@@ -215,8 +229,8 @@ class ForgeReplica:
             threading.Thread(target=self._drift, daemon=True).start()
 
     def _drift(self) -> None:
-        from forge.monitoring.reference import load_reference
         from forge.monitoring.drift import detect
+        from forge.monitoring.reference import load_reference
 
         try:
             version = self.champion_version()

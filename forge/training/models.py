@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 CLASSIFICATION = ("logistic_regression", "random_forest", "hist_gradient_boosting", "mlp")
 REGRESSION = ("linear_regression", "random_forest", "hist_gradient_boosting", "mlp")
 ITERATIVE = ("mlp",)

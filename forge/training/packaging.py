@@ -60,17 +60,21 @@ class ForgePyfunc(mlflow.pyfunc.PythonModel):
         return out
 
 
-def log_model(model: ForgeModel, example: pd.DataFrame, name: str = "model"):
-    """Log the pyfunc in the active run (with signature and input example); returns ModelInfo."""
+def signature_of(model: ForgeModel, example: pd.DataFrame):
     from mlflow.models import infer_signature
 
+    out = ForgePyfunc()
+    out.model = model
+    return infer_signature(example, out.predict(None, example))
+
+
+def log_model(model: ForgeModel, example: pd.DataFrame, name: str = "model", signature=None):
+    """Log the pyfunc in the active run (with signature and input example); returns ModelInfo."""
+    example = example[model.inputs].head(5)
+    signature = signature or signature_of(model, example)
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "forge_model.pkl"
         path.write_bytes(cloudpickle.dumps(model))
-        example = example[model.inputs].head(5)
-        out = ForgePyfunc()
-        out.model = model
-        signature = infer_signature(example, out.predict(None, example))
         return mlflow.pyfunc.log_model(
             name=name,
             python_model=ForgePyfunc(),

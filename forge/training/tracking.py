@@ -25,6 +25,14 @@ def setup(cfg: ForgeConfig) -> str:
     return mlflow.create_experiment(cfg.name, artifact_location=location)
 
 
+def client(cfg: ForgeConfig):
+    """An MlflowClient bound to this project's tracking and registry URIs, whatever the process-wide ones are."""
+    from mlflow import MlflowClient
+
+    uri = tracking_uri(cfg)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
 def git_sha(cwd: Path) -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)

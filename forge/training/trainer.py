@@ -120,9 +120,9 @@ class _JointSpace:
 
 def search(cfg: ForgeConfig, td: TrainingData, storage: Path, callbacks: list | None = None) -> tune.ResultGrid:
     """Run the Tune search; returns the ResultGrid (its experiment folder stays readable)."""
+    import optuna
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import ConcurrencyLimiter
-    import optuna
     from ray.tune.search.optuna import OptunaSearch
 
     t = cfg.training

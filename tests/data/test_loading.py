@@ -84,8 +84,8 @@ def test_s3_against_real_server(ray_session, tmp_path, s3_server):
     fs = pafs.S3FileSystem(**opts, allow_bucket_creation=True)
     fs.create_dir("forge-bucket")
     pq.write_table(pa.Table.from_pandas(DF), "forge-bucket/data/d.parquet", filesystem=fs)
-    extra = ("  storage_options: {endpoint_override: '%s', scheme: http, access_key: test, secret_key: test, "
-             "region: us-east-1}\n" % s3_server)
+    extra = (f"  storage_options: {{endpoint_override: '{s3_server}', scheme: http, access_key: test, "
+             "secret_key: test, region: us-east-1}\n")
     cfg = _cfg(tmp_path, "s3://forge-bucket/data/d.parquet", extra)
     assert read_dataset(cfg).count() == 40
     res = validate_dataset(cfg)

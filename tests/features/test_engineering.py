@@ -1,7 +1,6 @@
 """forge/features: no training/serving skew, split without leakage, statistics equal pandas'."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from forge.config import ColumnSchema, ForgeConfig

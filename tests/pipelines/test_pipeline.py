@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 from forge.config import load_config
 from forge.pipelines.pipeline import run, train
 from forge.registry.registry import alias_version, gate, lineage
+from forge.training import tracking
 from forge.training.packaging import load_forge_model
 from forge.workspace import tracking_uri
 from tests.conftest import ROOT, run_cli, write_project
@@ -30,7 +31,7 @@ def test_run_result_contract(trained_project):
 
 def test_mlflow_parent_child_runs_and_dataset_input(trained_project):
     cfg, out = trained_project
-    mlflow.set_tracking_uri(tracking_uri(cfg))
+    tracking.setup(cfg)
     client = MlflowClient()
     parent = client.get_run(out["run_id"])
     children = client.search_runs([parent.info.experiment_id],
@@ -50,7 +51,7 @@ def test_tune_report_is_readable_afterwards(trained_project):
     from ray.tune import ExperimentAnalysis
 
     cfg, out = trained_project
-    run_ = MlflowClient(tracking_uri(cfg)).get_run(out["run_id"])
+    run_ = tracking.client(cfg).get_run(out["run_id"])
     analysis = ExperimentAnalysis(run_.data.tags["forge.tune_experiment"])
     df = analysis.dataframe()
     assert len(df) == cfg.training.num_samples and "val_metric" in df
@@ -60,7 +61,7 @@ def test_trials_ran_in_parallel(trained_project):
     from ray.tune import ExperimentAnalysis
 
     cfg, out = trained_project
-    tags = MlflowClient(tracking_uri(cfg)).get_run(out["run_id"]).data.tags
+    tags = tracking.client(cfg).get_run(out["run_id"]).data.tags
     df = ExperimentAnalysis(tags["forge.tune_experiment"]).dataframe()
     end = df["timestamp"].to_numpy()
     start = end - df["time_total_s"].to_numpy()
@@ -83,7 +84,7 @@ def test_registered_model_predicts_raw_rows_in_fresh_process(trained_project, tm
 
 def test_gate_promotes_better_and_refuses_worse(trained_project):
     cfg, _ = trained_project
-    mlflow.set_tracking_uri(tracking_uri(cfg))
+    tracking.setup(cfg)
     good = load_forge_model(f"models:/{cfg.name}@champion")
     df = pd.read_csv(cfg.resolve(cfg.data.source)).dropna(subset=["churned"]).tail(400)
 
@@ -102,7 +103,7 @@ def test_gate_promotes_better_and_refuses_worse(trained_project):
 
 def test_worse_retraining_is_refused_and_champion_kept(trained_project):
     cfg, out = trained_project
-    client = MlflowClient(tracking_uri(cfg))
+    client = tracking.client(cfg)
     before = alias_version(client, cfg.name, "champion")
     from forge.data.versioning import get_version
     from forge.workspace import Workspace
@@ -132,7 +133,7 @@ def test_models_cli_show_prints_lineage(trained_project):
 
 def test_lineage_function(trained_project):
     cfg, out = trained_project
-    chain = lineage(MlflowClient(tracking_uri(cfg)), cfg.name, str(out["model_version"]))
+    chain = lineage(tracking.client(cfg), cfg.name, str(out["model_version"]))
     assert chain["model"]["run_id"] == out["run_id"]
 
 
@@ -174,9 +175,11 @@ def test_training_against_a_real_mlflow_server(ray_session, tmp_path):
         path = write_project(tmp_path / "p", rows=800, tracking_uri=f"http://127.0.0.1:{port}",
                              training={"num_samples": 2, "models": ["logistic_regression"]})
         out = run(load_config(path))
-        client = MlflowClient(f"http://127.0.0.1:{port}")
-        assert alias_version(client, "churn", "champion") == str(out["model_version"])
-        assert client.get_run(out["run_id"]).info.status == "FINISHED"
+        server_client = MlflowClient(f"http://127.0.0.1:{port}", registry_uri=f"http://127.0.0.1:{port}")
+        assert alias_version(server_client, "churn", "champion") == str(out["model_version"])
+        assert server_client.get_run(out["run_id"]).info.status == "FINISHED"
     finally:
+        mlflow.set_tracking_uri(None)  # later tests must not inherit the stopped server
+        mlflow.set_registry_uri(None)
         server.terminate()
         server.wait(20)

@@ -9,11 +9,11 @@ import time
 
 import httpx
 import jwt
-import pandas as pd
 import pytest
 
 from forge.data import synthetic
 from forge.monitoring.prediction_log import read_log
+from forge.training import tracking
 from forge.workspace import Workspace
 
 pytestmark = pytest.mark.integration
@@ -148,13 +148,11 @@ def _load(url, headers, rows, stop, results):
 
 
 def test_model_swap_under_load_drops_nothing(served, auth_headers, trained_project):
-    from mlflow import MlflowClient
 
     from forge.registry.registry import promote
-    from forge.workspace import tracking_uri
 
     cfg, url = served
-    client = MlflowClient(tracking_uri(cfg))
+    client = tracking.client(cfg)
     versions = sorted(int(m.version) for m in client.search_model_versions(f"name='{cfg.name}'"))
     current = httpx.get(f"{url}/readyz").json()["version"]
     target = str(next(v for v in versions if str(v) != current)) if len(versions) > 1 else current

@@ -1,0 +1,66 @@
+"""Shared benchmark helpers: wall time and peak memory of a whole process tree, ratio tables."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from contextlib import contextmanager
+
+import psutil
+
+
+class PeakRSS:
+    """Samples the summed RSS of this process and all its descendants (Ray's workers included)."""
+
+    def __init__(self, interval: float = 0.1):
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def _tree_rss(self) -> int:
+        me = psutil.Process(os.getpid())
+        total = 0
+        for p in [me, *me.children(recursive=True)]:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._tree_rss())
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self.base = self._tree_rss()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+
+
+@contextmanager
+def measure(results: dict, name: str):
+    """Record wall seconds and peak tree memory (GB above the starting point) under `name`."""
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        yield
+        wall = time.perf_counter() - t0
+    results[name] = {"wall_s": round(wall, 2), "peak_gb": round(max(mem.peak - mem.base, 0) / 1e9, 2)}
+
+
+def table(title: str, results: dict, baseline: str) -> str:
+    base = results[baseline]
+    lines = [f"\n== {title} (ratios against {baseline}, measured in this run) =="]
+    for name, r in results.items():
+        ratio = r["wall_s"] / base["wall_s"] if base["wall_s"] else float("nan")
+        mem = r.get("peak_gb", 0) / base["peak_gb"] if base.get("peak_gb") else float("nan")
+        extra = {k: v for k, v in r.items() if k not in ("wall_s", "peak_gb")}
+        lines.append(f"  {name:<34} {r['wall_s']:>8.2f} s  x{ratio:5.2f}   peak {r.get('peak_gb', 0):5.2f} GB"
+                     f"  x{mem:5.2f}  {extra if extra else ''}")
+    return "\n".join(lines)

@@ -1,0 +1,86 @@
+"""bench/ingest: read + validate + write of N rows x 20 columns: Forge (Ray Data) vs pyarrow vs pandas.
+
+The pandas/pyarrow baselines do the same logical work the issue measured for orientation (read, drop nulls,
+standard-scale, write); Forge's number includes type checks, quarantine, row hashing and versioning.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from bench._util import measure, table
+
+OUT = Path(__file__).resolve().parent / "out" / "ingest"
+
+
+def make(rows: int) -> Path:
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"wide-{rows}.csv"
+    if not path.exists():
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        from forge.data.synthetic import wide
+
+        chunk = 500_000
+        with pacsv.CSVWriter(path, pa.Table.from_pandas(wide(10, 20)).schema) as w:
+            for i in range(0, rows, chunk):
+                w.write_table(pa.Table.from_pandas(wide(min(chunk, rows - i), 20, seed=i), preserve_index=False))
+    return path
+
+
+def pyarrow_baseline(path: Path) -> None:
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    t = pacsv.read_csv(path).drop_null()
+    cols = [c for c in t.column_names if c.startswith("x")]
+    for c in cols:
+        v = t[c]
+        t = t.set_column(t.column_names.index(c), c, pc.divide(pc.subtract(v, pc.mean(v)), pc.stddev(v)))
+    pq.write_table(t, OUT / "pyarrow.parquet")
+
+
+def pandas_baseline(path: Path) -> None:
+    import pandas as pd
+
+    df = pd.read_csv(path).dropna()
+    cols = [c for c in df.columns if c.startswith("x")]
+    df[cols] = (df[cols] - df[cols].mean()) / df[cols].std()
+    df.to_parquet(OUT / "pandas.parquet")
+
+
+def forge_run(path: Path) -> dict:
+    from forge.config import load_config
+    from forge.data.ingest import validate_dataset
+
+    (OUT / "forge.yaml").write_text(f"name: wide\nworkspace: {OUT / '.forge'}\ndata:\n  source: {path}\n"
+                                    "  target: target\n")
+    return validate_dataset(load_config(OUT / "forge.yaml")).summary()
+
+
+def main(rows: int = 5_000_000) -> dict:
+    path = make(rows)
+    results: dict = {}
+    with measure(results, "pyarrow"):
+        pyarrow_baseline(path)
+    with measure(results, "pandas"):
+        pandas_baseline(path)
+    t0 = time.perf_counter()
+    from forge._runtime import init_ray
+
+    init_ray()
+    start = time.perf_counter() - t0
+    with measure(results, "forge validate (Ray Data)"):
+        summary = forge_run(path)
+    results["forge validate (Ray Data)"]["ray_init_s"] = round(start, 1)
+    results["forge validate (Ray Data)"]["rows_valid"] = summary["rows_valid"]
+    print(table(f"bench/ingest: {rows:,} rows x 20 columns", results, "pyarrow"))
+    return results
+
+
+if __name__ == "__main__":
+    main(*(int(a) for a in sys.argv[1:]))

@@ -1,0 +1,133 @@
+"""A real two-node Ray cluster on loopback: the pipeline via `ray job submit`, trials and Ray Data tasks on
+both nodes, `serve deploy` of serve_apps/forge.yaml, batch inference as a job, clean shutdown."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+import yaml
+
+from forge.data import synthetic
+from tests.conftest import ROOT, free_port, write_project
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+BIN = Path(sys.executable).parent
+
+
+def _start(args: list[str], env: dict) -> subprocess.Popen:
+    # --block keeps each node's processes under one process group we can stop without `ray stop`,
+    # which would also kill the test session's own cluster.
+    return subprocess.Popen([str(BIN / "ray"), "start", "--block", "--disable-usage-stats", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(60)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _job(dashboard: str, env: dict, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    cmd = [str(BIN / "ray"), "job", "submit", "--address", dashboard, "--working-dir", str(ROOT), "--", *args]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    gcs, dash, client = free_port(), free_port(), free_port()
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    env.pop("RAY_ADDRESS")
+    head = _start(["--head", f"--port={gcs}", f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1",
+                   f"--ray-client-server-port={client}", "--num-cpus=1", "--resources={\"head_node\": 1}"], env)
+    dashboard = f"http://127.0.0.1:{dash}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{dashboard}/api/version", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(1)
+    worker = _start([f"--address=127.0.0.1:{gcs}", "--num-cpus=1", "--resources={\"node2\": 1}"], env)
+    deadline = time.time() + 90
+    nodes = []
+    while time.time() < deadline:
+        try:
+            nodes = [n for n in httpx.get(f"{dashboard}/nodes?view=summary", timeout=5).json()["data"]["summary"]
+                     if n["raylet"]["state"] == "ALIVE"]
+        except Exception:
+            nodes = []
+        if len(nodes) == 2:
+            break
+        time.sleep(1)
+    assert len(nodes) == 2, "second node did not join"
+    yield {"dashboard": dashboard, "gcs": f"127.0.0.1:{gcs}", "env": env}
+    _stop(worker)
+    _stop(head)
+
+
+def test_pipeline_job_serve_deploy_and_batch_job_on_two_nodes(cluster, tmp_path):
+    from ray.util.state import list_tasks
+
+    env = cluster["env"]
+    cfg_path = write_project(tmp_path / "proj", rows=1200, seed=8,
+                             training={"num_samples": 4, "max_concurrent": 2, "models": ["logistic_regression",
+                                                                                          "random_forest"]})
+    r = _job(cluster["dashboard"], env, "python", "jobs/pipeline.py", "-c", str(cfg_path), "--json")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    out = json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][-1])
+    assert out["promoted"] and out["trials"] == 4
+
+    tasks = list_tasks(address=cluster["dashboard"], detail=True, limit=10000, raise_on_missing_output=False)
+    data_nodes = {t.node_id for t in tasks if t.node_id and ("ReadCSV" in t.name or "MapBatches" in t.name)}
+    trial_nodes = {t.node_id for t in tasks if t.node_id and "_trial" in t.name}
+    assert len(data_nodes) == 2, f"Ray Data tasks ran on {len(data_nodes)} node(s)"
+    assert len(trial_nodes) == 2, f"Tune trials ran on {len(trial_nodes)} node(s)"
+
+    port = free_port()
+    serve_cfg = yaml.safe_load((ROOT / "serve_apps" / "forge.yaml").read_text())
+    serve_cfg["http_options"] = {"host": "127.0.0.1", "port": port}
+    serve_cfg["applications"][0]["args"]["config"] = str(cfg_path)
+    (tmp_path / "serve.yaml").write_text(yaml.safe_dump(serve_cfg))
+    d = subprocess.run([str(BIN / "serve"), "deploy", str(tmp_path / "serve.yaml"), "--address",
+                        cluster["dashboard"]], env=env, capture_output=True, text=True, timeout=120)
+    assert d.returncode == 0, d.stderr[-2000:]
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    from forge.config import load_config
+    from forge.serving.auth import Settings, create_token
+
+    token = create_token(Settings.from_config(load_config(cfg_path).serving.auth), "t", ["predict"])
+    rows = synthetic.generate(3, seed=1)[["usage_hours", "monthly_spend", "tenure_months", "support_tickets", "age",
+                                          "region", "plan", "discount"]]
+    resp = httpx.post(f"{url}/v1/predict", json={"instances": json.loads(rows.to_json(orient="records"))},
+                      headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    assert len(resp.json()["predictions"]) == 3
+
+    (tmp_path / "batch_in").mkdir()
+    for i in range(3):
+        synthetic.generate(700, seed=20 + i).to_parquet(tmp_path / "batch_in" / f"part-{i}.parquet")
+    r = _job(cluster["dashboard"], env, "python", "jobs/batch_predict.py", "-c", str(cfg_path), "--input",
+             str(tmp_path / "batch_in"), "--output", str(tmp_path / "batch_out"), "--json")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][-1])
+    assert res["rows"] == res["rows_in"] == 2100
+    assert len(pd.read_parquet(tmp_path / "batch_out")) == 2100
+    subprocess.run([str(BIN / "serve"), "shutdown", "--address", cluster["dashboard"], "-y"], env=env,
+                   capture_output=True, timeout=120)

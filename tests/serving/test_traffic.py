@@ -1,0 +1,130 @@
+"""A/B variants and shadow traffic on a live app; variants changed without a restart; the log is exact
+after a graceful shutdown."""
+
+import time
+
+import httpx
+import mlflow
+import pytest
+
+from forge.config import TrafficConfig, Variant
+from forge.monitoring.prediction_log import read_log
+from forge.serving.replica import set_traffic
+from forge.training import tracking
+from forge.training.packaging import ForgeModel, load_forge_model, log_model, signature_of
+from forge.workspace import Workspace
+from tests.serving.test_app import _rows
+
+pytestmark = pytest.mark.integration
+
+
+def _register(cfg, behaviour: str) -> str:
+    """A version whose estimator raises or sleeps (classes defined here are pickled by value)."""
+    tracking.setup(cfg)
+    champ = load_forge_model(f"models:/{cfg.name}@champion")
+
+    def make():
+        class Bad:
+            classes_ = champ.estimator.classes_
+
+            def predict_proba(self, X):
+                if behaviour == "raise":
+                    raise RuntimeError("shadow model failure")
+                time.sleep(2.0)
+                return champ.estimator.predict_proba(X)
+
+        return Bad()
+
+    model = ForgeModel(champ.transform, make(), champ.task, champ.inputs, champ.schema)
+    import pandas as pd
+
+    example = pd.DataFrame(_rows(cfg, 3))
+    with mlflow.start_run(experiment_id=mlflow.get_experiment_by_name(cfg.name).experiment_id):
+        info = log_model(model, example, signature=signature_of(champ, example))
+    mv = mlflow.register_model(info.model_uri, cfg.name)
+    return str(mv.version)
+
+
+@pytest.fixture
+def traffic_reset(served):
+    cfg, _ = served
+    yield
+    set_traffic(cfg, None)
+
+
+def _wait_for(url, headers, pred, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        meta = httpx.get(f"{url}/v1/models", headers=headers, timeout=30).json()
+        if pred(meta):
+            return meta
+        time.sleep(0.5)
+    raise AssertionError(f"app did not pick up the change: {meta}")
+
+
+def test_ab_sticky_variants_and_failing_or_slow_shadow(served, auth_headers, traffic_reset):
+    from ray.util.state import list_actors
+
+    cfg, url = served
+    h = auth_headers()
+    champion = httpx.get(f"{url}/readyz").json()["version"]
+    raising, sleeping = _register(cfg, "raise"), _register(cfg, "sleep")
+    pids = {a.pid for a in list_actors(filters=[("state", "=", "ALIVE")]) if "ServeReplica:churn" in a.class_name}
+
+    set_traffic(cfg, TrafficConfig(experiment_id="exp-1", variants=[Variant(name="control", model="champion"),
+                                                                      Variant(name="treatment", model=champion)],
+                                   shadow=raising))
+    _wait_for(url, h, lambda m: {x["variant"] for x in m["models"]} == {"control", "treatment", "shadow"})
+    seen: dict[str, set] = {}
+    ids = []
+    for i in range(30):
+        key = f"user-{i % 6}"
+        r = httpx.post(f"{url}/v1/predict", json={"instances": _rows(cfg, 1, seed=i)},
+                       headers={**h, "x-forge-key": key}, timeout=30)
+        assert r.status_code == 200, r.text  # the raising shadow never reaches the caller
+        seen.setdefault(key, set()).add(r.json()["variant"])
+        ids.append(r.json()["request_id"])
+    assert all(len(v) == 1 for v in seen.values()), seen  # sticky
+    assert set().union(*seen.values()) == {"control", "treatment"}
+
+    set_traffic(cfg, TrafficConfig(experiment_id="exp-1", variants=[Variant(name="control", model="champion")],
+                                   shadow=sleeping))
+    _wait_for(url, h, lambda m: any(x["variant"] == "shadow" and x["version"] == sleeping for x in m["models"]))
+    t0 = time.perf_counter()
+    for _ in range(5):
+        assert httpx.post(f"{url}/v1/predict", json={"instances": _rows(cfg, 1)}, headers=h,
+                          timeout=30).status_code == 200
+    assert (time.perf_counter() - t0) / 5 < 1.0  # a 2 s shadow does not slow the caller
+    after = {a.pid for a in list_actors(filters=[("state", "=", "ALIVE")]) if "ServeReplica:churn" in a.class_name}
+    assert after == pids  # variants changed without restarting a replica
+    time.sleep(3)
+    log = read_log(Workspace.from_config(cfg).predictions(cfg.name))
+    mine = log[log["request_id"].isin(ids)]
+    assert set(mine["variant"]) == {"control", "treatment"}  # the raising shadow logged nothing
+
+
+def test_exactly_n_records_after_graceful_shutdown(served, auth_headers):
+    from ray import serve
+
+    from forge.serving.app import build_app
+
+    cfg, url = served
+    app_cfg = cfg.model_copy(deep=True)
+    app_cfg.config_path = cfg.config_path
+    app_cfg.monitoring.prediction_log.flush_interval_s = 60  # only the shutdown flush can save them
+    app_cfg.monitoring.prediction_log.flush_rows = 10_000
+    serve.run(build_app(app_cfg), name="logtest", route_prefix="/logtest", blocking=False)
+    h = auth_headers()
+    ids = []
+    for i in range(37):
+        r = httpx.post(f"{url}/logtest/v1/predict", json={"instances": _rows(cfg, 1, seed=500 + i)}, headers=h,
+                       timeout=30)
+        assert r.status_code == 200
+        ids.append(r.json()["request_id"])
+    folder = Workspace.from_config(cfg).predictions(cfg.name)
+    assert read_log(folder)["request_id"].isin(ids).sum() == 0  # still buffered
+    serve.delete("logtest")
+    deadline = time.time() + 30
+    while time.time() < deadline and read_log(folder)["request_id"].isin(ids).sum() < 37:
+        time.sleep(0.5)
+    assert read_log(folder)["request_id"].isin(ids).sum() == 37
