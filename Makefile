@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.forge-installed
 SYSPKGS := prometheus chromium wrk
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Tools and `python` inside Ray jobs resolve to the project environment.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: setup sysdeps demo demo-loop test test-fast bench lint clean
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
+import traceback
 from pathlib import Path
 
 import typer
@@ -73,6 +75,8 @@ def command(fn):
             _emit(e.result, as_json)
             raise typer.Exit(3) from None
         except (FileNotFoundError, KeyError, ValueError) as e:
+            if os.environ.get("FORGE_DEBUG"):
+                traceback.print_exc()
             err.print(f"[red]error:[/red] {e}")
             raise typer.Exit(2 if isinstance(e, ValueError) else 1) from None
         if result is not None:
@@ -87,9 +91,13 @@ def _cfg(path: str):
     return load_config(path)
 
 
-def _ray():
+def _ray(cfg=None):
+    """Start or join Ray; with a config, work from its folder (where Forge resolves paths anyway), so a job
+    driver survives Ray garbage-collecting the job's working_dir under it."""
     from forge._runtime import init_ray
 
+    if cfg is not None:
+        os.chdir(cfg.base_dir)
     return init_ray()
 
 
@@ -138,7 +146,7 @@ def validate(config: str = ConfigOpt, as_json: bool = JsonOpt):
     from forge.data.ingest import validate_dataset
 
     cfg = _cfg(config)
-    _ray()
+    _ray(cfg)
     _say(f"validate: reading {cfg.data.source}")
     res = validate_dataset(cfg, progress=lambda n: err.print(f"  {n} rows", end="\r"))
     _say(f"{res.rows_valid}/{res.rows_in} valid, {res.rows_quarantined} quarantined -> {res.quarantine_path}")
@@ -155,7 +163,7 @@ def train(config: str = ConfigOpt, data_version: str = typer.Option(None, "--dat
     from forge.pipelines.pipeline import train as do_train
 
     cfg = _cfg(config)
-    _ray()
+    _ray(cfg)
     return do_train(cfg, data_version, say=_say)
 
 
@@ -166,7 +174,7 @@ def run(config: str = ConfigOpt, as_json: bool = JsonOpt):
     from forge.pipelines.pipeline import run as do_run
 
     cfg = _cfg(config)
-    _ray()
+    _ray(cfg)
     return do_run(cfg, say=_say)
 
 
@@ -260,7 +268,8 @@ def predict(input: str = typer.Option(..., "--input", help="CSV / Parquet / JSON
     from forge.pipelines.batch import batch_predict
 
     cfg = _cfg(config)
-    _ray()
+    input, output = os.path.abspath(input), os.path.abspath(output)  # relative to where the user typed them
+    _ray(cfg)
     return batch_predict(cfg, input, output, model)
 
 
@@ -292,7 +301,7 @@ def retrain(if_drift: bool = typer.Option(False, "--if-drift", help="Only when t
     from forge.pipelines.retrain import retrain as do_retrain
 
     cfg = _cfg(config)
-    _ray()
+    _ray(cfg)
     return do_retrain(cfg, if_drift=if_drift, reason=reason, say=_say)
 
 

@@ -33,6 +33,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def state_address() -> str:
+    """The session cluster's address for the state API (other Ray clusters may run on this machine)."""
+    import ray
+
+    return ray.get_runtime_context().gcs_address
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     from forge._runtime import init_ray

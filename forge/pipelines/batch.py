@@ -40,7 +40,8 @@ def batch_predict(cfg: ForgeConfig, input_path: str, output_path: str, model: st
     ds = reader(src)
     ref = f"models:/{cfg.name}@{model}" if not str(model).isdigit() else f"models:/{cfg.name}/{model}"
     out = ds.map_batches(_Predictor, fn_constructor_kwargs={"uri": ref, "tracking": tracking_uri(cfg)},
-                         batch_format="pandas", concurrency=concurrency, num_cpus=1)
+                         batch_format="pandas", concurrency=concurrency,
+                         num_cpus=0.5)  # leaves the read tasks a share of small nodes
     dest = cfg.resolve(output_path)
     out.write_parquet(dest)
     rows_out = ray.data.read_parquet(dest).count()

@@ -21,10 +21,17 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BIN = Path(sys.executable).parent
 
 
+def _ports() -> list[str]:
+    """Per-node ports: another Ray on this machine (the session's own) already holds the defaults."""
+    return [f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
+            f"--metrics-export-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
+            f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}"]
+
+
 def _start(args: list[str], env: dict) -> subprocess.Popen:
     # --block keeps each node's processes under one process group we can stop without `ray stop`,
     # which would also kill the test session's own cluster.
-    return subprocess.Popen([str(BIN / "ray"), "start", "--block", "--disable-usage-stats", *args], env=env,
+    return subprocess.Popen([str(BIN / "ray"), "start", "--block", "--disable-usage-stats", *_ports(), *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
@@ -36,23 +43,41 @@ def _stop(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+def _auth() -> dict:
+    token = Path.home() / ".ray" / "auth_token"
+    return {"Authorization": f"Bearer {token.read_text().strip()}"} if token.exists() else {}
+
+
+def _tasks(dashboard: str) -> list[dict]:
+    r = httpx.get(f"{dashboard}/api/v0/tasks", params={"limit": 10000, "detail": 1}, headers=_auth(), timeout=60)
+    return r.json()["data"]["result"]["result"]
+
+
 def _job(dashboard: str, env: dict, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     cmd = [str(BIN / "ray"), "job", "submit", "--address", dashboard, "--working-dir", str(ROOT), "--", *args]
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    for _ in range(12):  # the job agent comes up a little after the dashboard answers
+        r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        if "No available agent" not in r.stderr + r.stdout:
+            return r
+        time.sleep(5)
+    return r
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     gcs, dash, client = free_port(), free_port(), free_port()
-    env = {**os.environ, "RAY_ADDRESS": ""}
-    env.pop("RAY_ADDRESS")
+    # Ray 2.60 turns token auth on for clusters started here: `ray start --head` writes ~/.ray/auth_token,
+    # and clients (job submit, serve deploy, a joining node) use it with RAY_AUTH_MODE=token.
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["RAY_AUTH_MODE"] = "token"
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # the job's `python` is this environment's
     head = _start(["--head", f"--port={gcs}", f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1",
                    f"--ray-client-server-port={client}", "--num-cpus=1", "--resources={\"head_node\": 1}"], env)
     dashboard = f"http://127.0.0.1:{dash}"
     deadline = time.time() + 90
     while time.time() < deadline:
         try:
-            if httpx.get(f"{dashboard}/api/version", timeout=2).status_code == 200:
+            if httpx.get(f"{dashboard}/api/version", headers=_auth(), timeout=2).status_code == 200:
                 break
         except httpx.HTTPError:
             time.sleep(1)
@@ -61,7 +86,8 @@ def cluster(tmp_path_factory):
     nodes = []
     while time.time() < deadline:
         try:
-            nodes = [n for n in httpx.get(f"{dashboard}/nodes?view=summary", timeout=5).json()["data"]["summary"]
+            nodes = [n for n in httpx.get(f"{dashboard}/nodes?view=summary", headers=_auth(),
+                                          timeout=5).json()["data"]["summary"]
                      if n["raylet"]["state"] == "ALIVE"]
         except Exception:
             nodes = []
@@ -75,8 +101,6 @@ def cluster(tmp_path_factory):
 
 
 def test_pipeline_job_serve_deploy_and_batch_job_on_two_nodes(cluster, tmp_path):
-    from ray.util.state import list_tasks
-
     env = cluster["env"]
     cfg_path = write_project(tmp_path / "proj", rows=1200, seed=8,
                              training={"num_samples": 4, "max_concurrent": 2, "models": ["logistic_regression",
@@ -86,9 +110,10 @@ def test_pipeline_job_serve_deploy_and_batch_job_on_two_nodes(cluster, tmp_path)
     out = json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][-1])
     assert out["promoted"] and out["trials"] == 4
 
-    tasks = list_tasks(address=cluster["dashboard"], detail=True, limit=10000, raise_on_missing_output=False)
-    data_nodes = {t.node_id for t in tasks if t.node_id and ("ReadCSV" in t.name or "MapBatches" in t.name)}
-    trial_nodes = {t.node_id for t in tasks if t.node_id and "_trial" in t.name}
+    tasks = _tasks(cluster["dashboard"])
+    data_nodes = {t["node_id"] for t in tasks if t.get("node_id") and ("ReadCSV" in t["name"] or "MapBatches" in
+                                                                        t["name"])}
+    trial_nodes = {t["node_id"] for t in tasks if t.get("node_id") and "_trial" in t["name"]}
     assert len(data_nodes) == 2, f"Ray Data tasks ran on {len(data_nodes)} node(s)"
     assert len(trial_nodes) == 2, f"Tune trials ran on {len(trial_nodes)} node(s)"
 
@@ -120,6 +145,9 @@ def test_pipeline_job_serve_deploy_and_batch_job_on_two_nodes(cluster, tmp_path)
     assert resp.status_code == 200, resp.text
     assert len(resp.json()["predictions"]) == 3
 
+    # free the Serve replica's CPU for the batch job
+    subprocess.run([str(BIN / "serve"), "shutdown", "--address", cluster["dashboard"], "-y"], env=env,
+                   capture_output=True, timeout=120)
     (tmp_path / "batch_in").mkdir()
     for i in range(3):
         synthetic.generate(700, seed=20 + i).to_parquet(tmp_path / "batch_in" / f"part-{i}.parquet")
@@ -129,5 +157,3 @@ def test_pipeline_job_serve_deploy_and_batch_job_on_two_nodes(cluster, tmp_path)
     res = json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][-1])
     assert res["rows"] == res["rows_in"] == 2100
     assert len(pd.read_parquet(tmp_path / "batch_out")) == 2100
-    subprocess.run([str(BIN / "serve"), "shutdown", "--address", cluster["dashboard"], "-y"], env=env,
-                   capture_output=True, timeout=120)

@@ -15,6 +15,7 @@ from forge.data import synthetic
 from forge.monitoring.prediction_log import read_log
 from forge.training import tracking
 from forge.workspace import Workspace
+from tests.conftest import state_address
 
 pytestmark = pytest.mark.integration
 
@@ -178,7 +179,6 @@ def test_model_swap_under_load_drops_nothing(served, auth_headers, trained_proje
 
 
 def test_replica_killed_under_load_recovers(served, auth_headers):
-    from ray.util.state import list_actors
 
     cfg, url = served
     stop, results = threading.Event(), []
@@ -186,7 +186,7 @@ def test_replica_killed_under_load_recovers(served, auth_headers):
     for t in threads:
         t.start()
     time.sleep(2)
-    replica = [a for a in list_actors(filters=[("state", "=", "ALIVE")]) if "ServeReplica:churn:forge" in a.class_name]
+    replica = [a for a in _alive() if "ServeReplica:churn:forge" in a.class_name]
     assert replica
     killed_at = time.time()
     os.kill(replica[0].pid, signal.SIGKILL)
@@ -215,3 +215,9 @@ def test_overload_gives_503_not_a_crash(served, auth_headers):
                                                    timeout=60).status_code, range(160)))
     assert set(codes) <= {200, 503}, set(codes)
     assert httpx.get(f"{url}/readyz").status_code == 200
+
+
+def _alive():
+    from ray.util.state import list_actors
+
+    return list_actors(address=state_address(), filters=[("state", "=", "ALIVE")])

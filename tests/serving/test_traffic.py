@@ -13,6 +13,7 @@ from forge.serving.replica import set_traffic
 from forge.training import tracking
 from forge.training.packaging import ForgeModel, load_forge_model, log_model, signature_of
 from forge.workspace import Workspace
+from tests.conftest import state_address
 from tests.serving.test_app import _rows
 
 pytestmark = pytest.mark.integration
@@ -63,13 +64,12 @@ def _wait_for(url, headers, pred, timeout=30):
 
 
 def test_ab_sticky_variants_and_failing_or_slow_shadow(served, auth_headers, traffic_reset):
-    from ray.util.state import list_actors
 
     cfg, url = served
     h = auth_headers()
     champion = httpx.get(f"{url}/readyz").json()["version"]
     raising, sleeping = _register(cfg, "raise"), _register(cfg, "sleep")
-    pids = {a.pid for a in list_actors(filters=[("state", "=", "ALIVE")]) if "ServeReplica:churn" in a.class_name}
+    pids = {a.pid for a in _alive() if "ServeReplica:churn" in a.class_name}
 
     set_traffic(cfg, TrafficConfig(experiment_id="exp-1", variants=[Variant(name="control", model="champion"),
                                                                       Variant(name="treatment", model=champion)],
@@ -95,7 +95,7 @@ def test_ab_sticky_variants_and_failing_or_slow_shadow(served, auth_headers, tra
         assert httpx.post(f"{url}/v1/predict", json={"instances": _rows(cfg, 1)}, headers=h,
                           timeout=30).status_code == 200
     assert (time.perf_counter() - t0) / 5 < 1.0  # a 2 s shadow does not slow the caller
-    after = {a.pid for a in list_actors(filters=[("state", "=", "ALIVE")]) if "ServeReplica:churn" in a.class_name}
+    after = {a.pid for a in _alive() if "ServeReplica:churn" in a.class_name}
     assert after == pids  # variants changed without restarting a replica
     time.sleep(3)
     log = read_log(Workspace.from_config(cfg).predictions(cfg.name))
@@ -128,3 +128,9 @@ def test_exactly_n_records_after_graceful_shutdown(served, auth_headers):
     while time.time() < deadline and read_log(folder)["request_id"].isin(ids).sum() < 37:
         time.sleep(0.5)
     assert read_log(folder)["request_id"].isin(ids).sum() == 37
+
+
+def _alive():
+    from ray.util.state import list_actors
+
+    return list_actors(address=state_address(), filters=[("state", "=", "ALIVE")])

@@ -12,6 +12,7 @@ from sklearn.datasets import make_classification, make_regression
 from forge.training.evaluation import score
 from forge.training.mlp import fit_mlp
 from forge.training.models import CLASSIFICATION, REGRESSION, SPACES, build_sklearn, search_space
+from tests.conftest import state_address
 
 X, y = make_classification(600, 8, n_informative=5, random_state=0)
 Xr, yr = make_regression(600, 8, noise=5, random_state=0)
@@ -51,7 +52,6 @@ def test_mlp_trains_with_torchtrainer(ray_session, tmp_path):
 
 @pytest.mark.integration
 def test_killed_worker_resumes_from_checkpoint(ray_session, tmp_path):
-    from ray.util.state import list_actors
 
     progress = tmp_path / "progress.txt"
     params = {"hidden": 16, "layers": 1, "lr": 0.01, "batch_size": 64, "weight_decay": 1e-5}
@@ -70,7 +70,7 @@ def test_killed_worker_resumes_from_checkpoint(ray_session, tmp_path):
     # Train V2's controller collects reports on a 2 s poll: let it register the first checkpoints.
     time.sleep(2.5)
     first_pid = int(progress.read_text().splitlines()[0].split()[1])
-    workers = [a for a in list_actors(filters=[("state", "=", "ALIVE")]) if "TrainWorker" in a.class_name]
+    workers = [a for a in _alive() if "TrainWorker" in a.class_name]
     assert any(a.pid == first_pid for a in workers)
     os.kill(first_pid, signal.SIGKILL)
     t.join(timeout=240)
@@ -81,3 +81,9 @@ def test_killed_worker_resumes_from_checkpoint(ray_session, tmp_path):
     assert len(pids) >= 2, "a new worker process took over"
     assert epochs.count(0) == 1, f"resumed from a checkpoint, not from scratch: {epochs}"
     assert epochs[-1] == 5 and result.metrics["epoch"] == 5
+
+
+def _alive():
+    from ray.util.state import list_actors
+
+    return list_actors(address=state_address(), filters=[("state", "=", "ALIVE")])
