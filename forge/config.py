@@ -159,7 +159,6 @@ class ServingConfig(_Strict):
     auth: AuthConfig = Field(default_factory=AuthConfig, description="Authentication.")
     traffic: TrafficConfig = Field(default_factory=TrafficConfig, description="A/B variants and shadow.")
     model_poll_s: float = Field(10, description="How often replicas check whether @champion moved.")
-    online_features: bool = Field(False, description="Join online features by entity id onto requests.")
 
 
 class DriftConfig(_Strict):
