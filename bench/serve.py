@@ -49,6 +49,18 @@ def train() -> Path:
     return cfg_path
 
 
+def _wait(ready, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if ready():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("server did not become ready")
+
+
 def wrk(url: str, body: dict, token: str, seconds: int, connections: int) -> dict:
     with tempfile.TemporaryDirectory() as d:
         (Path(d) / "body.json").write_text(json.dumps(body))
@@ -96,18 +108,11 @@ start(cfg, say=lambda m: print(m, flush=True))
                             stderr=subprocess.DEVNULL, text=True, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(1)
+        _wait(lambda: httpx.get(f"{url}/readyz", timeout=1).status_code == 200, 180)
         return measure(url, cfg_path, seconds, connections)
     finally:
-        os.killpg(proc.pid, 15)
+        os.killpg(proc.pid, 15)  # the child's own Ray goes with its process group
         proc.wait(60)
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True)
 
 
 def token(cfg_path: Path) -> str:
@@ -138,13 +143,7 @@ def run_bare(cfg_path: Path, seconds: int, connections: int) -> dict:
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                httpx.post(f"{url}/v1/predict", json=bodies(None)["1 row"], timeout=5).raise_for_status()
-                break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+        _wait(lambda: httpx.post(f"{url}/v1/predict", json=bodies(None)["1 row"], timeout=5).status_code == 200, 60)
         return measure(url, cfg_path, seconds, connections)
     finally:
         os.killpg(proc.pid, 15)

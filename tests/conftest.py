@@ -40,6 +40,23 @@ def state_address() -> str:
     return ray.get_runtime_context().gcs_address
 
 
+def wait_ready(url: str, timeout: float = 90, headers: dict | None = None) -> bool:
+    """Poll `url` until it answers 200 (True) or the time runs out (False)."""
+    import time
+
+    import httpx
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if httpx.get(url, headers=headers, timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     from forge._runtime import init_ray

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from forge.data import synthetic
-from tests.conftest import ROOT, free_port, write_project
+from tests.conftest import ROOT, free_port, wait_ready, write_project
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BIN = Path(sys.executable).parent
@@ -74,13 +74,7 @@ def cluster(tmp_path_factory):
     head = _start(["--head", f"--port={gcs}", f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1",
                    f"--ray-client-server-port={client}", "--num-cpus=1", "--resources={\"head_node\": 1}"], env)
     dashboard = f"http://127.0.0.1:{dash}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{dashboard}/api/version", headers=_auth(), timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(1)
+    wait_ready(f"{dashboard}/api/version", 90, headers=_auth())
     worker = _start([f"--address=127.0.0.1:{gcs}", "--num-cpus=1", "--resources={\"node2\": 1}"], env)
     deadline = time.time() + 90
     nodes = []
@@ -126,14 +120,7 @@ def test_pipeline_job_serve_deploy_and_batch_job_on_two_nodes(cluster, tmp_path)
                         cluster["dashboard"]], env=env, capture_output=True, text=True, timeout=120)
     assert d.returncode == 0, d.stderr[-2000:]
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
+    assert wait_ready(f"{url}/readyz", 180), "the deployed app never became ready"
     from forge.config import load_config
     from forge.serving.auth import Settings, create_token
 

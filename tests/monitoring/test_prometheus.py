@@ -12,7 +12,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import ROOT, free_port, require_binary
+from tests.conftest import ROOT, free_port, require_binary, wait_ready
 from tests.serving.test_app import _rows
 
 pytestmark = pytest.mark.integration
@@ -53,13 +53,7 @@ def prometheus(served, tmp_path_factory, ray_session):
                              f"--storage.tsdb.path={folder / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
+    assert wait_ready(f"{url}/-/ready", 30), "prometheus did not start"
     yield url
     proc.terminate()
     proc.wait(10)

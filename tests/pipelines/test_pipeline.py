@@ -16,7 +16,7 @@ from forge.registry.registry import alias_version, gate, lineage
 from forge.training import tracking
 from forge.training.packaging import load_forge_model
 from forge.workspace import tracking_uri
-from tests.conftest import ROOT, run_cli, write_project
+from tests.conftest import ROOT, run_cli, wait_ready, write_project
 
 pytestmark = pytest.mark.integration
 
@@ -161,17 +161,7 @@ def test_training_against_a_real_mlflow_server(ray_session, tmp_path):
          "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        import time
-
-        import httpx
-
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+        assert wait_ready(f"http://127.0.0.1:{port}/health", 90), "mlflow server did not start"
         path = write_project(tmp_path / "p", rows=800, tracking_uri=f"http://127.0.0.1:{port}",
                              training={"num_samples": 2, "models": ["logistic_regression"]})
         out = run(load_config(path))

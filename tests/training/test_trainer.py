@@ -23,7 +23,10 @@ def test_asha_stops_weak_trials_early(ray_session, tmp_path):
                       {k: v["target"].to_numpy() for k, v in parts.items()}, "random")
     cfg = ForgeConfig.model_validate({"name": "asha", "data": {"source": "x.csv", "target": "target"},
                                       "training": {"models": {"mlp": {"lr": [1e-4, 3e-2]}}, "num_samples": 6,
-                                                   "max_epochs": 9, "scheduler": "asha", "search_alg": "random"}})
+                                                   "max_epochs": 9, "scheduler": "asha", "search_alg": "random",
+                                                   # one at a time: the session's Serve replica holds part of
+                                                   # a CPU, and two TorchTrainers short of a CPU each can stall
+                                                   "max_concurrent": 1}})
     grid = search(cfg, td, tmp_path)
     iters = sorted(r.metrics["training_iteration"] for r in grid if r.metrics)
     assert len(iters) == 6 and max(iters) == 9
