@@ -73,25 +73,27 @@ def cluster(tmp_path_factory):
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # the job's `python` is this environment's
     head = _start(["--head", f"--port={gcs}", f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1",
                    f"--ray-client-server-port={client}", "--num-cpus=1", "--resources={\"head_node\": 1}"], env)
+    procs = [head]
     dashboard = f"http://127.0.0.1:{dash}"
-    wait_ready(f"{dashboard}/api/version", 90, headers=_auth())
-    worker = _start([f"--address=127.0.0.1:{gcs}", "--num-cpus=1", "--resources={\"node2\": 1}"], env)
-    deadline = time.time() + 90
-    nodes = []
-    while time.time() < deadline:
-        try:
-            nodes = [n for n in httpx.get(f"{dashboard}/nodes?view=summary", headers=_auth(),
-                                          timeout=5).json()["data"]["summary"]
-                     if n["raylet"]["state"] == "ALIVE"]
-        except Exception:
-            nodes = []
-        if len(nodes) == 2:
-            break
-        time.sleep(1)
-    assert len(nodes) == 2, "second node did not join"
-    yield {"dashboard": dashboard, "gcs": f"127.0.0.1:{gcs}", "env": env}
-    _stop(worker)
-    _stop(head)
+    try:  # a failed start must not leak nodes into the rest of the session
+        assert wait_ready(f"{dashboard}/api/version", 180, headers=_auth()), "head node did not start"
+        procs.append(_start([f"--address=127.0.0.1:{gcs}", "--num-cpus=1", "--resources={\"node2\": 1}"], env))
+        deadline = time.time() + 180
+        nodes = []
+        while time.time() < deadline:
+            try:
+                nodes = [n for n in httpx.get(f"{dashboard}/nodes?view=summary", headers=_auth(),
+                                              timeout=5).json()["data"]["summary"] if n["raylet"]["state"] == "ALIVE"]
+            except Exception:
+                nodes = []
+            if len(nodes) == 2:
+                break
+            time.sleep(1)
+        assert len(nodes) == 2, "second node did not join"
+        yield {"dashboard": dashboard, "gcs": f"127.0.0.1:{gcs}", "env": env}
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
 
 
 def test_pipeline_job_serve_deploy_and_batch_job_on_two_nodes(cluster, tmp_path):
