@@ -75,8 +75,8 @@ class ForgeReplica:
         self.logger = PredictionLogger(folder, log_cfg.flush_rows, log_cfg.flush_interval_s)
         self.models: dict[str, object] = {}
         self.meta: dict[str, dict] = {}
-        self.routes: dict[str, str] = {}
-        self.traffic = self.cfg.serving.traffic
+        self._configured_traffic = self.cfg.serving.traffic
+        self.state: tuple[TrafficConfig, dict[str, str]] = (self._configured_traffic, {})
         self._lock = threading.Lock()
         self._shadow_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="forge-shadow")
         self._shadow_pending = 0
@@ -94,9 +94,17 @@ class ForgeReplica:
         threading.Thread(target=self._poll, name="forge-registry-poll", daemon=True).start()
 
     # ---- models -------------------------------------------------------------------------------
+    @property
+    def traffic(self) -> TrafficConfig:
+        return self.state[0]
+
+    @property
+    def routes(self) -> dict[str, str]:
+        return self.state[1]
+
     def reconfigure(self, user_config: dict) -> None:
         """Serve calls this on a new user_config: variants change without a restart."""
-        self.traffic = TrafficConfig.model_validate(user_config.get("traffic", {}))
+        self._configured_traffic = TrafficConfig.model_validate(user_config.get("traffic", {}))
         if hasattr(self, "models"):
             self.refresh()
 
@@ -114,16 +122,17 @@ class ForgeReplica:
     def refresh(self) -> None:
         """Resolve every variant's alias; load new versions before switching routes (zero downtime)."""
         override = self.client.get_registered_model(self.cfg.name).tags.get(TRAFFIC_TAG)
-        if override:  # `forge ab set` changed the variants on the running app
-            self.traffic = TrafficConfig.model_validate_json(override)
-        refs = {v.name: v.model for v in self.traffic.variants}
-        if self.traffic.shadow:
-            refs["shadow"] = self.traffic.shadow
+        # `forge ab set` changes the variants on the running app; until the new models are loaded,
+        # requests keep the old (traffic, routes) pair — the two always switch together.
+        traffic = TrafficConfig.model_validate_json(override) if override else self._configured_traffic
+        refs = {v.name: v.model for v in traffic.variants}
+        if traffic.shadow:
+            refs["shadow"] = traffic.shadow
         routes = {name: resolve(self.client, self.cfg.name, ref) for name, ref in refs.items()}
         for version in set(routes.values()):
             self._load(version)
         old = set(self.routes.values())
-        self.routes = routes  # one assignment: requests see the old or the new routes, never a mix
+        self.state = (traffic, routes)  # one assignment: requests see the old or the new pair, never a mix
         for version in old - set(routes.values()):
             self.metrics.model_info.set(0, tags={"model": self.cfg.name, "version": version})
         for version in set(routes.values()):
@@ -165,8 +174,8 @@ class ForgeReplica:
 
     async def handle(self, rows: list[dict], key: str | None, request_id: str) -> dict:
         t0 = time.perf_counter()
-        variant = assign(self.traffic.variants, self.traffic.experiment_id, key)
-        routes = self.routes
+        traffic, routes = self.state  # one consistent snapshot for the whole request
+        variant = assign(traffic.variants, traffic.experiment_id, key)
         version = routes[variant.name]
         model = self.models[version]
         frame = pd.DataFrame.from_records(rows, columns=model.inputs)
