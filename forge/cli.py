@@ -115,7 +115,6 @@ def init(data: str = typer.Argument(..., help="A data file to infer the schema f
     """Write a starter forge.yaml with the inferred schema."""
     from forge.config import ForgeConfig
     from forge.data.ingest import resolve_schema
-    from forge.data.validation import infer_schema  # noqa: F401  (documents where inference lives)
 
     out = Path(output).resolve()
     if out.exists():

@@ -82,7 +82,7 @@ def train(cfg: ForgeConfig, data_version: str | None = None, frame: pd.DataFrame
         table.to_csv(table_path, index=False)
         mlflow.log_artifact(str(table_path), "tune")
         mlflow.set_tag("forge.tune_experiment", str(results.experiment_path))
-        family, params, estimator = fit_best(td, best, cfg.training.seed, ws.tune())
+        family, params, estimator = fit_best(td, best, cfg.training.seed)
         say(f"best: {family} {json.dumps(params, default=str)} val {td.metric}={best.metrics['val_metric']:.4f}")
         model = ForgeModel(td.transform, estimator, td.task, td.spec.inputs,
                            {c: schema[c].model_dump() for c in td.spec.inputs})

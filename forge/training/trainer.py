@@ -153,7 +153,7 @@ def search(cfg: ForgeConfig, td: TrainingData, storage: Path, callbacks: list | 
     return tuner.fit()
 
 
-def fit_best(td: TrainingData, best: tune.Result, seed: int, storage: Path):
+def fit_best(td: TrainingData, best: tune.Result, seed: int):
     """The best trial's model: sklearn families are refit on train+val; the MLP comes from its checkpoint."""
     config = dict(best.config)
     family = config.pop("family")
