@@ -63,6 +63,14 @@ def load_input_schema(cfg: ForgeConfig) -> dict:
     return load_forge_model(f"models:/{cfg.name}/{version}").schema
 
 
+def _replica_id() -> str | None:
+    """Which replica answered: with several replicas, a caller can tell when all of them took a change."""
+    try:
+        return serve.get_replica_context().replica_id.unique_id
+    except Exception:  # outside a Serve replica (unit tests build the class directly)
+        return None
+
+
 class ForgeReplica:
     def __init__(self, cfg_dict: dict, config_path: str):
         self.cfg = ForgeConfig.model_validate(cfg_dict)
@@ -158,7 +166,7 @@ class ForgeReplica:
             out.append({"name": self.cfg.name, "version": version, "variant": variant, "alias": meta["aliases"],
                         "run_id": meta["run_id"], "data_version": meta["data_version"], "metrics": meta["metrics"],
                         "task": model.task, "classes": model.classes, "input_schema": model.schema})
-        return {"models": out, "traffic": self.traffic.model_dump()}
+        return {"models": out, "traffic": self.traffic.model_dump(), "replica": _replica_id()}
 
     # ---- predictions --------------------------------------------------------------------------
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)

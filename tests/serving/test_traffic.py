@@ -53,14 +53,18 @@ def traffic_reset(served):
     set_traffic(cfg, None)
 
 
-def _wait_for(url, headers, pred, timeout=30):
+def _wait_for(url, headers, pred, timeout=45):
+    """Until every live replica of the app reports the change (an earlier load test may have scaled it to two)."""
     deadline = time.time() + timeout
+    latest: dict = {}
     while time.time() < deadline:
         meta = httpx.get(f"{url}/v1/models", headers=headers, timeout=30).json()
-        if pred(meta):
+        latest[meta["replica"]] = pred(meta)
+        live = {a.actor_id for a in _alive() if a.class_name.startswith("ServeReplica:churn:")}
+        if sum(latest.values()) >= len(live) and all(latest.values()):
             return meta
-        time.sleep(0.5)
-    raise AssertionError(f"app did not pick up the change: {meta}")
+        time.sleep(0.2)
+    raise AssertionError(f"app did not pick up the change: {meta} {latest}")
 
 
 def test_ab_sticky_variants_and_failing_or_slow_shadow(served, auth_headers, traffic_reset):
