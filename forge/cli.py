@@ -21,10 +21,12 @@ models_app = typer.Typer(no_args_is_help=True, help="The model registry.")
 token_app = typer.Typer(no_args_is_help=True, help="JWTs for the serving API.")
 ab_app = typer.Typer(no_args_is_help=True, help="A/B tests between variants.")
 demo_app = typer.Typer(no_args_is_help=True, help="Demos on the local embedded default.")
+labels_app = typer.Typer(no_args_is_help=True, help="Delayed ground truth for served predictions.")
 app.add_typer(models_app, name="models")
 app.add_typer(token_app, name="token")
 app.add_typer(ab_app, name="ab")
 app.add_typer(demo_app, name="demo")
+app.add_typer(labels_app, name="labels")
 
 err = Console(stderr=True, soft_wrap=True)
 ConfigOpt = typer.Option("forge.yaml", "-c", "--config", help="Path to forge.yaml.")
@@ -294,6 +296,9 @@ def drift(current: str = typer.Option("log", "--current", help="A data file, or 
 @app.command()
 @command
 def retrain(if_drift: bool = typer.Option(False, "--if-drift", help="Only when the prediction log drifted."),
+            if_decay: bool = typer.Option(False, "--if-decay",
+                                          help="Only when the live metric (delayed labels) fell by "
+                                               "retraining.performance_drop; with --if-drift: either."),
             reason: str = typer.Option(None, "--reason", help="Why (recorded in MLflow), e.g. schedule."),
             config: str = ConfigOpt, as_json: bool = JsonOpt):
     """Retraining through the gate."""
@@ -301,7 +306,7 @@ def retrain(if_drift: bool = typer.Option(False, "--if-drift", help="Only when t
 
     cfg = _cfg(config)
     _ray(cfg)
-    return do_retrain(cfg, if_drift=if_drift, reason=reason, say=_say)
+    return do_retrain(cfg, if_drift=if_drift, reason=reason, say=_say, if_decay=if_decay)
 
 
 @ab_app.command("report")
@@ -342,6 +347,31 @@ def ab_set(variant: list[str] = typer.Option(None, "--variant", help="NAME=ALIAS
     return {"traffic": traffic.model_dump()}
 
 
+@labels_app.command("add")
+@command
+def labels_add(path: str = typer.Argument(..., help="CSV / Parquet / JSON lines with request_id, label (and row)."),
+               config: str = ConfigOpt, as_json: bool = JsonOpt):
+    """Store ground truth that arrived after the predictions, joined later on request id (and row)."""
+    from forge.monitoring.labels import read_label_file, write_labels
+    from forge.workspace import Workspace
+
+    cfg = _cfg(config)
+    out, n = write_labels(Workspace.from_config(cfg).labels(cfg.name), read_label_file(path))
+    return {"labels": n, "path": str(out)}
+
+
+@labels_app.command("report")
+@command
+def labels_report(window: int = typer.Option(None, "--window", help="Newest labelled predictions to use."),
+                  config: str = ConfigOpt, as_json: bool = JsonOpt):
+    """The live model's realised metric over labelled predictions, beside its test-time metric."""
+    from forge.monitoring.labels import decayed, live_performance
+
+    cfg = _cfg(config)
+    perf = live_performance(cfg, window)
+    return {**perf, "decayed": decayed(perf, cfg.retraining.performance_drop)}
+
+
 @demo_app.command("quickstart")
 @command
 def demo_quickstart(config: str = ConfigOpt, rows: int = typer.Option(4000, "--rows"), as_json: bool = JsonOpt):
@@ -357,7 +387,8 @@ def demo_loop(config: str = ConfigOpt, as_json: bool = JsonOpt):
     """Serve, shift the traffic, watch drift rise, retrain through the gate, watch the app swap."""
     from forge.pipelines.demo import loop
 
-    return loop(config, say=_say)
+    out = loop(config, say=_say)
+    return {k: v for k, v in out.items() if k not in ("auth_header", "sample")}  # no bearer token in logs
 
 
 def main() -> None:

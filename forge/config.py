@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class ConfigError(Exception):
@@ -73,6 +73,15 @@ class DataConfig(_Strict):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class OnlineFeaturesConfig(_Strict):
+    enabled: bool = Field(
+        False, description="Requests may carry only data.entity: features they omit come from the online store."
+    )
+    table: str | None = Field(
+        None, description="Feature table to read (reloaded on each registry poll when rewritten); default: model name."
+    )
+
+
 class FeaturesConfig(_Strict):
     numeric: list[str] | None = Field(None, description="Numeric features; inferred from the schema when absent.")
     categorical: list[str] | None = Field(None, description="Categorical features; inferred when absent.")
@@ -80,6 +89,12 @@ class FeaturesConfig(_Strict):
     derived: dict[str, str] = Field(
         default_factory=dict, description="New numeric columns as pandas expressions over columns, e.g. 'a / b'."
     )
+    store: bool = Field(
+        True, description="Write each trained data version's raw features to the offline store "
+                          "(needs data.entity and data.timestamp)."
+    )
+    online: OnlineFeaturesConfig = Field(default_factory=OnlineFeaturesConfig,
+                                         description="Serving-time lookup of features by entity id.")
 
 
 class TrainingConfig(_Strict):
@@ -190,6 +205,21 @@ class RetrainingConfig(_Strict):
     )
     schedule: str = Field("0 3 * * *", description="Cron schedule for scheduled retraining.")
     include_labelled: bool = Field(True, description="Add labelled recent data to the training set.")
+    performance_drop: float = Field(
+        0.05, description="Performance trigger: retrain when the live metric is this much worse than at test time."
+    )
+    performance_window: int = Field(500, description="Newest labelled predictions the live metric is computed on.")
+    window_rows: int | None = Field(
+        None, description="Train on at most this many rows, newest first (original + labelled); None keeps all."
+    )
+    split_method: Literal["random", "time"] = Field(
+        "random", description="How a retraining splits its rows. random: the newest labelled rows must be learnt "
+                              "from; the gate's holdout (never trained on) keeps the judgement honest."
+    )
+    gate_holdout: float = Field(
+        0.3, description="Share of the newest labelled rows kept out of training: the gate judges both models on them."
+    )
+    min_labelled: int = Field(50, description="Labelled predictions needed before the live metric counts.")
 
 
 class ForgeConfig(_Strict):
@@ -205,6 +235,12 @@ class ForgeConfig(_Strict):
     retraining: RetrainingConfig = Field(default_factory=RetrainingConfig, description="Retraining.")
 
     config_path: Path | None = Field(None, exclude=True, description="The file this came from.")
+
+    @model_validator(mode="after")
+    def _online_needs_entity(self) -> ForgeConfig:
+        if self.features.online.enabled and not self.data.entity:
+            raise ValueError("features.online.enabled is true but data.entity is not set (the id requests carry)")
+        return self
 
     @property
     def base_dir(self) -> Path:

@@ -114,10 +114,11 @@ class OnlineView:
         for i in range(meta["buckets"]):
             t = pq.read_table(store.root / name / f"bucket-{i:03d}.parquet").to_pandas()
             latest = t.sort_values(ts, kind="stable").groupby(ent, sort=False).tail(1)
-            rows.update({k: r for k, r in zip(latest[ent].tolist(),
+            # Keys as text: a JSON request may send the id 42 or "42" for the same entity.
+            rows.update({str(k): r for k, r in zip(latest[ent].tolist(),
                                                latest[meta["features"]].to_dict(orient="records"))})
         return cls(ent, rows, meta["features"])
 
     def get_online_features(self, entity_ids: list) -> list[dict | None]:
         """Latest values for each id; None for an id the store has never seen."""
-        return [self.rows.get(i) for i in entity_ids]
+        return [self.rows.get(str(i)) for i in entity_ids]

@@ -25,6 +25,18 @@ def write_labels(folder: Path, labels: list[dict]) -> tuple[Path, int]:
     return path, len(df)
 
 
+def read_label_file(path: str) -> list[dict]:
+    """Label records from a CSV, Parquet or JSON lines file (request ids are kept as text)."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".parquet":
+        df = pd.read_parquet(path)
+    elif suffix in (".json", ".jsonl", ".ndjson"):
+        df = pd.read_json(path, lines=True, dtype={"request_id": str})
+    else:
+        df = pd.read_csv(path, dtype={"request_id": str})
+    return df.to_dict(orient="records")
+
+
 def read_labels(folder: Path) -> pd.DataFrame:
     files = sorted(Path(folder).glob("labels-*.parquet"))
     if not files:
@@ -59,3 +71,48 @@ def live_metrics(joined: pd.DataFrame, metrics: list[str], classes=None) -> dict
                 res[m] = None
         out[str(variant)] = res
     return out
+
+
+def live_performance(cfg, window: int | None = None) -> dict:
+    """The champion's realised metric over its newest labelled predictions, beside its test-time metric.
+
+    Returns:
+        {version, metric, mode, test_value, live_value, rows, per_variant}; live_value is None until
+        `retraining.min_labelled` rows have labels.
+    """
+    from forge.monitoring.prediction_log import read_log
+    from forge.registry import registry as reg
+    from forge.training import evaluation, tracking
+    from forge.workspace import Workspace
+
+    ws = Workspace.from_config(cfg)
+    client = tracking.client(cfg)
+    version = reg.alias_version(client, cfg.name, reg.CHAMPION)
+    if version is None:
+        raise RuntimeError(f"model {cfg.name!r} has no @champion yet: run `forge run` first")
+    mv = client.get_model_version(cfg.name, version)
+    metric = mv.tags.get("forge.metric", "").partition("=")[0] or cfg.training.metric
+    test_value = client.get_run(mv.run_id).data.metrics.get(f"test_{metric}")
+    log = read_log(ws.predictions(cfg.name))
+    joined = join_labels(log[log["variant"] != "shadow"], read_labels(ws.labels(cfg.name))) if len(log) else log
+    window = window or cfg.retraining.performance_window
+    per_variant = {}
+    if len(joined):
+        joined = joined.sort_values("timestamp")
+        classes = sorted(set(joined["label"]) | set(joined["prediction"])) if "score" in joined else None
+        per_variant = live_metrics(joined.tail(window), [metric], classes)
+    mine = joined[joined["model_version"].astype(str) == version].tail(window) if len(joined) else joined
+    live = None
+    if len(mine) >= cfg.retraining.min_labelled:
+        classes = sorted(set(joined["label"]) | set(joined["prediction"]))
+        live = live_metrics(mine.assign(variant="champion"), [metric], classes)["champion"][metric]
+    return {"version": version, "metric": metric, "mode": evaluation.mode(metric), "test_value": test_value,
+            "live_value": live, "rows": int(len(mine)), "per_variant": per_variant}
+
+
+def decayed(perf: dict, drop: float) -> bool:
+    """True when the live metric is worse than the test-time one by more than `drop` (absolute)."""
+    if perf["live_value"] is None or perf["test_value"] is None:
+        return False
+    gap = perf["test_value"] - perf["live_value"]
+    return (gap if perf["mode"] == "max" else -gap) > drop

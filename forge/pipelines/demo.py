@@ -34,13 +34,9 @@ def _secret() -> None:
 
 
 def _serve(cfg: ForgeConfig, say) -> str:
-    from ray import serve
+    from forge.serving.deploy import deploy_app
 
-    from forge.serving.app import build_app
-
-    serve.start(http_options={"host": cfg.serving.host, "port": cfg.serving.port})
-    serve.run(build_app(cfg), name=cfg.name, route_prefix="/", blocking=False)
-    url = f"http://{cfg.serving.host}:{cfg.serving.port}"
+    url = deploy_app(cfg)
     say(f"serving at {url}  (OpenAPI docs: {url}/docs)")
     return url
 
@@ -89,11 +85,16 @@ def quickstart(config: str, rows: int = 4000, say=print) -> dict:
     return {**result, "url": url, "sample_status_codes": answers}
 
 
-def loop(config: str, say=print) -> dict:
-    """Serve the champion, shift traffic, see drift, retrain through the gate, see the live swap."""
+def loop(config: str, say=print, keep_serving: bool = False) -> dict:
+    """Serve the champion, shift traffic, see drift, retrain through the gate, see the live swap.
+
+    Args:
+        keep_serving: leave the app running afterwards (tests call it again).
+    """
     from ray import serve
 
     from forge._runtime import init_ray
+    from forge.monitoring.labels import live_performance
     from forge.monitoring.monitor import run_drift
     from forge.pipelines.pipeline import run
     from forge.pipelines.retrain import retrain
@@ -133,13 +134,17 @@ def loop(config: str, say=print) -> dict:
     time.sleep(3)  # let the replicas flush their prediction logs
     base = run_drift(cfg, None, multivariate=False, last=400)
     say(f"drift before the shift: share {base['drift_share']:.2f} (dataset drift: {base['dataset_drift']})")
-    traffic(synthetic.generate(1200, seed=12, shift=1.5, concept_shift=0.6), "SHIFTED")
+    traffic(synthetic.generate(1200, seed=12, shift=1.5, concept_shift=1.0), "SHIFTED")
     time.sleep(3)
     html_path = Path(cfg.resolve(".forge")) / "reports" / "drift-demo-loop.html"
     shifted = run_drift(cfg, None, html_out=str(html_path), last=1200)
     say(f"drift after the shift: share {shifted['drift_share']:.2f} (dataset drift: {shifted['dataset_drift']}); "
         f"report: {html_path}")
-    out = retrain(cfg, if_drift=True, say=say)
+    perf = live_performance(cfg)
+    live = "n/a" if perf["live_value"] is None else f"{perf['live_value']:.4f}"
+    say(f"delayed labels: live {perf['metric']} {live} over the last {perf['rows']} labelled predictions "
+        f"vs {perf['test_value']:.4f} at test time")
+    out = retrain(cfg, if_drift=True, if_decay=True, say=say)
     swapped_to = before["version"]
     if out["promoted"]:
         deadline = time.time() + 60
@@ -147,6 +152,11 @@ def loop(config: str, say=print) -> dict:
             time.sleep(1)
             swapped_to = httpx.get(f"{url}/v1/models", headers=auth, timeout=30).json()["models"][0]["version"]
         say(f"live app now serves v{swapped_to} (was v{before['version']}), no restart")
-    serve.delete(cfg.name)
+    else:
+        say(f"gate refused the challenger: v{before['version']} keeps serving")
+    if not keep_serving:
+        serve.delete(cfg.name)
     return {"drift_before": base["drift_share"], "drift_after": shifted["drift_share"], "retrain": out,
-            "served_before": before["version"], "served_after": swapped_to, "drift_report": str(html_path)}
+            "served_before": before["version"], "served_after": swapped_to, "drift_report": str(html_path),
+            "live_metric": perf, "auth_header": auth["Authorization"],
+            "sample": _rows(synthetic.generate(2, seed=5), inputs)}

@@ -53,6 +53,7 @@ def train(cfg: ForgeConfig, data_version: str | None = None, frame: pd.DataFrame
     stats, reference = compute_statistics(ray.data.from_pandas(td.train), raw_numeric, td.spec.categorical,
                                           cfg.monitoring.drift.reference_rows, cfg.training.seed)
     stats_dir = dv.path / "stats"
+    _write_features(cfg, ws, frame, td.spec.inputs, dv.version, say)
     stats_path, ref_path = save_statistics(stats_dir, stats, reference)
     exp_id = tracking.setup(cfg)
     client = MlflowClient()
@@ -108,9 +109,22 @@ def train(cfg: ForgeConfig, data_version: str | None = None, frame: pd.DataFrame
                          "forge.model_version": mv.version})
         say(f"gate: {'PASS' if result.passed else 'FAIL'} ({result.reason}); version {mv.version} is "
             f"{'@champion' if result.passed else '@challenger'}")
-    return {"run_id": run_id, "model_name": cfg.name, "model_version": mv.version,
+    return {"run_id": run_id, "model_name": cfg.name, "model_version": str(mv.version),
             "metric": {"name": td.metric, "value": value}, "promoted": result.passed, "gate": result.__dict__,
             "family": family, "data_version": dv.version, "trials": len(results), "failed_trials": len(errors)}
+
+
+def _write_features(cfg: ForgeConfig, ws: Workspace, frame: pd.DataFrame, inputs: list[str], version: str,
+                    say: Say) -> None:
+    """The raw features of this data version, keyed by entity and event time, for point-in-time and online use."""
+    ent, ts = cfg.data.entity, cfg.data.timestamp
+    if not (cfg.features.store and ent and ts):
+        return
+    from forge.features.store import FeatureStore
+
+    cols = [ent, ts, *[c for c in inputs if c not in (ent, ts)]]
+    FeatureStore(ws.features()).write_table(cfg.name, frame[cols], ent, ts, source_version=version)
+    say(f"features: wrote table {cfg.name!r} ({len(frame)} rows) to the offline store")
 
 
 def _evaluate(cfg: ForgeConfig, model: ForgeModel, td, ws: Workspace, run_id: str) -> dict:

@@ -32,38 +32,91 @@ def labelled_recent(cfg: ForgeConfig) -> pd.DataFrame:
     return joined.rename(columns={"label": cfg.data.target})
 
 
-def check_trigger(cfg: ForgeConfig, if_drift: bool, reason: str | None) -> tuple[bool, str, dict | None]:
-    if not if_drift:
+def check_trigger(cfg: ForgeConfig, if_drift: bool, reason: str | None,
+                  if_decay: bool = False) -> tuple[bool, str, dict | None]:
+    """With neither condition asked for, a manual run always triggers; otherwise either condition does.
+
+    Returns:
+        (triggered, why, drift result or None)
+    """
+    if not (if_drift or if_decay):
         return True, reason or "manual", None
-    from forge.monitoring.monitor import run_drift
+    fired, quiet, res = [], [], None
+    if if_decay:
+        from forge.monitoring.labels import decayed, live_performance
 
-    res = run_drift(cfg, None, multivariate=False)
-    share = res["drift_share"]
-    if res["dataset_drift"]:
-        return True, f"drift: share {share:.2f} >= {cfg.monitoring.drift.drift_share}", res
-    return False, f"no drift: share {share:.2f} < {cfg.monitoring.drift.drift_share}", res
+        perf = live_performance(cfg)
+        m, live, test = perf["metric"], perf["live_value"], perf["test_value"]
+        shown = "n/a" if live is None else f"{live:.4f}"
+        text = (f"live {m} {shown} over {perf['rows']} labelled rows vs {test:.4f} at test time "
+                f"(allowed drop {cfg.retraining.performance_drop}, needs {cfg.retraining.min_labelled} labels)")
+        if decayed(perf, cfg.retraining.performance_drop):
+            fired.append(f"performance: {text}")
+        else:
+            quiet.append(f"no decay: {text}")
+    if if_drift:
+        from forge.monitoring.monitor import run_drift
+
+        res = run_drift(cfg, None, multivariate=False)
+        share, limit = res["drift_share"], cfg.monitoring.drift.drift_share
+        if res["dataset_drift"]:
+            fired.append(f"drift: share {share:.2f} >= {limit}")
+        else:
+            quiet.append(f"no drift: share {share:.2f} < {limit}")
+    return bool(fired), "; ".join(fired or quiet), res
 
 
-def retrain(cfg: ForgeConfig, if_drift: bool = False, reason: str | None = None, say: Say = _quiet) -> dict:
+def training_set(cfg: ForgeConfig, original: pd.DataFrame, schema: dict,
+                 say: Say) -> tuple[pd.DataFrame, dict, pd.DataFrame | None]:
+    """The original rows plus labelled served rows, and the newest labelled rows held out for the gate.
+
+    Returns:
+        (training frame, its schema, gate frame or None)
+    """
+    recent = labelled_recent(cfg) if cfg.retraining.include_labelled else pd.DataFrame()
+    frame, gate_frame = original, None
+    if len(recent):
+        # The newest labelled rows are the gate's exam; a challenger that trained on them would pass unfairly.
+        recent = recent.sort_values("timestamp", kind="stable")
+        n_gate = int(round(len(recent) * cfg.retraining.gate_holdout))
+        learn, gate_frame = recent.iloc[: len(recent) - n_gate], recent.iloc[len(recent) - n_gate :]
+        ts, ent = cfg.data.timestamp, cfg.data.entity
+        if ts and ts not in learn.columns:  # a served row happened when it was served (keeps time order)
+            learn = learn.assign(**{ts: learn["timestamp"]})
+        if ent and ent in schema and ent not in learn.columns:
+            # Served rows without the id: it is no feature, so leave it out rather than fill it with nulls.
+            schema = {k: v for k, v in schema.items() if k != ent}
+            frame = frame.drop(columns=[ent])
+        learn = learn[[c for c in schema if c in learn.columns]]
+        frame = pd.concat([frame, learn], ignore_index=True)
+        say(f"retrain: {len(original)} original + {len(learn)} labelled recent rows; the gate judges on the "
+            f"newest {len(gate_frame)} labelled rows, held out")
+    limit = cfg.retraining.window_rows
+    if limit and len(frame) > limit:
+        if cfg.data.timestamp:
+            frame = frame.sort_values(cfg.data.timestamp, kind="stable")
+        frame = frame.tail(limit)
+        say(f"retrain: training on the newest {len(frame)} of them (retraining.window_rows)")
+    return frame, schema, gate_frame
+
+
+def retrain(cfg: ForgeConfig, if_drift: bool = False, reason: str | None = None, say: Say = _quiet,
+            if_decay: bool = False) -> dict:
     """Returns the `forge retrain --json` object: triggered, reason, model_version, promoted."""
-    triggered, why, drift = check_trigger(cfg, if_drift, reason)
+    triggered, why, drift = check_trigger(cfg, if_drift, reason, if_decay)
     say(f"retrain: {'triggered' if triggered else 'not triggered'} ({why})")
     if not triggered:
         return {"triggered": False, "reason": why, "model_version": None, "promoted": False}
     ws = Workspace.from_config(cfg)
     base = get_version(ws, cfg.name)
     schema = schema_of(base)
-    frame = pd.read_parquet(base.snapshot)
-    recent = labelled_recent(cfg) if cfg.retraining.include_labelled else pd.DataFrame()
-    gate_frame = None
-    if len(recent):
-        recent = recent[[c for c in schema if c in recent.columns]]
-        frame = pd.concat([frame, recent], ignore_index=True)
-        gate_frame = recent  # the gate judges both models on the newest labelled data
-        say(f"retrain: {len(frame) - len(recent)} original + {len(recent)} labelled recent rows")
+    frame, schema, gate_frame = training_set(cfg, pd.read_parquet(base.snapshot), schema, say)
+    entity = cfg.data.entity if cfg.data.entity in schema else None
     staged = ws.staging() / f"retrain-{uuid.uuid4().hex[:8]}.parquet"
     frame.to_parquet(staged, index=False)
-    data = cfg.data.model_copy(update={"source": str(staged), "format": "parquet", "schema_": schema})
+    split = cfg.data.split.model_copy(update={"method": cfg.retraining.split_method})
+    data = cfg.data.model_copy(update={"source": str(staged), "format": "parquet", "schema_": schema, "split": split,
+                                       "entity": entity})
     rcfg = cfg.model_copy(update={"data": data})
     rcfg.config_path = cfg.config_path
     try:
@@ -74,7 +127,7 @@ def retrain(cfg: ForgeConfig, if_drift: bool = False, reason: str | None = None,
     tags = {"forge.retrain.trigger": why, "forge.retrain.parent_data_version": base.version}
     if drift:
         tags["forge.retrain.drift_report"] = drift["report_path"]
-    out = train(cfg, v.dataset.version, say=say, extra_tags=tags, gate_frame=gate_frame)
+    out = train(rcfg, v.dataset.version, say=say, extra_tags=tags, gate_frame=gate_frame)
     with mlflow.start_run(run_id=out["run_id"]):
         mlflow.set_tags({"forge.retrain.challenger": out["model_version"],
                          "forge.retrain.champion_before": str(out["gate"]["champion_version"])})

@@ -18,13 +18,15 @@ from ray import serve
 from forge.config import ForgeConfig
 from forge.serving import schemas
 from forge.serving.auth import Settings, require
+from forge.serving.online import MissingFeatures
 
 
 def _app(cfg: ForgeConfig, settings: Settings, input_schema: dict) -> FastAPI:
     api = FastAPI(title=f"Forge: {cfg.name}", version="1",
                   description=f"Predictions from the registered model '{cfg.name}'. Auth: Bearer JWT "
                               f"({'on' if settings.enabled else 'OFF'}).")
-    Instance = schemas.instance_model(input_schema)
+    online = cfg.features.online.enabled
+    Instance = schemas.instance_model(input_schema, entity=cfg.data.entity if online else None)
     api.state.request_model = schemas.request_model(Instance, cfg.serving.max_instances)
     api.state.instance_model = Instance
 
@@ -92,7 +94,14 @@ def build_app(cfg: ForgeConfig) -> serve.Application:
                           claims: dict = Depends(predict_dep)) -> dict:
             if "json" not in request.headers.get("content-type", ""):
                 raise HTTPException(415, "Content-Type must be application/json")
-            rows = body.model_dump()["instances"]
+            if self.online is None:
+                rows = body.model_dump()["instances"]
+            else:  # only what the caller sent: the store fills the rest
+                try:
+                    rows = self.online.fill([i.model_dump(exclude_unset=True) for i in body.instances])
+                except MissingFeatures as e:
+                    self.metrics.errors.inc(tags={"reason": "validation"})
+                    return JSONResponse({"detail": e.detail}, 422)
             key = request.headers.get(self.traffic.key_header)
             if key is None and self.traffic.key_field and self.traffic.key_field in rows[0]:
                 key = str(rows[0][self.traffic.key_field])

@@ -23,17 +23,30 @@ def _connect(detach: bool):
     return init_ray(address="auto") if not ray.is_initialized() else ray
 
 
-def start(cfg: ForgeConfig, port: int | None = None, detach: bool = False, say=print) -> dict:
+def deploy_app(cfg: ForgeConfig, port: int | None = None, connect=None) -> str:
+    """Run the app on the connected cluster (under `cfg.serving.route_prefix`); returns its base URL.
+
+    Args:
+        connect: called after the app is built and before Serve starts (the cluster connection).
+    """
     from ray import serve
 
     from forge.serving.app import build_app
 
     app = build_app(cfg)  # fails fast on auth misconfiguration, before touching the cluster
-    _connect(detach)
+    if connect is not None:
+        connect()
     port = port or cfg.serving.port
+    prefix = "/" + cfg.serving.route_prefix.strip("/")
     serve.start(http_options={"host": cfg.serving.host, "port": port})
-    serve.run(app, name=cfg.name, route_prefix=cfg.serving.route_prefix, blocking=False)
-    url = f"http://{cfg.serving.host}:{port}{cfg.serving.route_prefix.rstrip('/')}"
+    serve.run(app, name=cfg.name, route_prefix=prefix, blocking=False)
+    return f"http://{cfg.serving.host}:{port}{prefix.rstrip('/')}"
+
+
+def start(cfg: ForgeConfig, port: int | None = None, detach: bool = False, say=print) -> dict:
+    from ray import serve
+
+    url = deploy_app(cfg, port, connect=lambda: _connect(detach))
     say(f"serving {cfg.name} at {url} (docs: {url}/docs)")
     if detach:
         return {"url": url, "app": cfg.name}

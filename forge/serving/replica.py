@@ -97,6 +97,11 @@ class ForgeReplica:
         self._batched.set_batch_wait_timeout_s(b.batch_wait_timeout_s)
         self._stop = threading.Event()
         self.refresh()
+        self.online = None
+        if self.cfg.features.online.enabled:
+            from forge.serving.online import OnlineFeatures
+
+            self.online = OnlineFeatures(self.cfg, list(self.models[self.champion_version()].inputs))
         global CURRENT
         CURRENT = self
         threading.Thread(target=self._poll, name="forge-registry-poll", daemon=True).start()
@@ -150,6 +155,8 @@ class ForgeReplica:
         while not self._stop.wait(self.cfg.serving.model_poll_s):
             try:
                 self.refresh()
+                if self.online is not None:
+                    self.online.maybe_reload()
             except Exception:  # a registry hiccup must not kill the replica; the old model keeps serving
                 self.metrics.errors.inc(tags={"reason": "registry_poll"})
 

@@ -34,8 +34,13 @@ _TYPES: dict[str, Any] = {
 }
 
 
-def instance_model(schema: dict[str, dict], name: str = "Instance") -> type[BaseModel]:
-    """A strict pydantic model of one row: unknown fields, wrong types and NaN/Infinity are errors."""
+def instance_model(schema: dict[str, dict], name: str = "Instance", entity: str | None = None) -> type[BaseModel]:
+    """A strict pydantic model of one row: unknown fields, wrong types and NaN/Infinity are errors.
+
+    Args:
+        entity: with online features on, this id column is required and every feature may be omitted
+            (the app fills omitted ones from the feature store).
+    """
     fields: dict[str, Any] = {}
     for col, spec in schema.items():
         py = _TYPES[spec["type"]]
@@ -46,10 +51,13 @@ def instance_model(schema: dict[str, dict], name: str = "Instance") -> type[Base
                 kw["ge"] = spec["min"]
             if spec.get("max") is not None:
                 kw["le"] = spec["max"]
+        default = None if entity else ...
         if spec.get("nullable", True):
-            fields[col] = (Optional[py], Field(..., **kw))  # noqa: UP045  (create_model needs a runtime type)
+            fields[col] = (Optional[py], Field(default, **kw))  # noqa: UP045  (create_model needs a runtime type)
         else:
-            fields[col] = (py, Field(..., **kw))
+            fields[col] = (py, Field(default, **kw))
+    if entity and entity not in fields:
+        fields[entity] = (int | str, Field(..., description="Entity id: omitted features come from the feature store"))
     config = ConfigDict(extra="forbid", allow_inf_nan=False)
     return create_model(name, __config__=config, **fields)
 

@@ -1,0 +1,59 @@
+"""forge/monitoring/labels.py: delayed ground truth joined on request id, and the live model's real metric."""
+
+import json
+import time
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from forge.data import synthetic
+from forge.monitoring.labels import decayed
+from tests.conftest import run_cli
+
+COLS = ["usage_hours", "monthly_spend", "tenure_months", "support_tickets", "age", "region", "plan", "discount"]
+
+
+def test_decay_rule_follows_metric_direction():
+    assert decayed({"live_value": 0.70, "test_value": 0.80, "mode": "max"}, 0.05)
+    assert not decayed({"live_value": 0.78, "test_value": 0.80, "mode": "max"}, 0.05)
+    assert decayed({"live_value": 3.0, "test_value": 2.0, "mode": "min"}, 0.5)  # rmse went up
+    assert not decayed({"live_value": None, "test_value": 0.8, "mode": "max"}, 0.05)  # too few labels
+
+
+@pytest.mark.integration
+def test_label_file_gives_the_realised_metric(served, auth_headers, tmp_path):
+    cfg, url = served
+    h = auth_headers()
+    df = synthetic.generate(90, seed=77)
+    labels, scores = [], []
+    for start in range(0, len(df), 30):
+        chunk = df.iloc[start : start + 30]
+        r = httpx.post(f"{url}/v1/predict", json={"instances": json.loads(chunk[COLS].to_json(orient="records"))},
+                       headers=h, timeout=30)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        scores += [p[1] for p in body["probabilities"]]
+        labels += [{"request_id": body["request_id"], "row": i, "label": int(y)}
+                   for i, y in enumerate(chunk["churned"])]
+    path = tmp_path / "labels.csv"
+    pd.DataFrame(labels).to_csv(path, index=False)
+    added = run_cli("labels", "add", str(path), "-c", str(cfg.config_path), "--json")
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout.splitlines()[-1])["labels"] == 90
+
+    time.sleep(2)  # the replicas flush their prediction logs every 0.5 s
+    rep = run_cli("labels", "report", "--window", "90", "-c", str(cfg.config_path), "--json")
+    assert rep.returncode == 0, rep.stderr
+    out = json.loads(rep.stdout.splitlines()[-1])
+    expected = roc_auc_score([x["label"] for x in labels], scores)
+    assert out["metric"] == "roc_auc" and out["rows"] == 90
+    assert np.isclose(out["live_value"], expected, atol=1e-9)  # the same AUC sklearn gives on what was served
+    assert out["test_value"] is not None and isinstance(out["decayed"], bool)
+
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"id": ["x"], "y": [1]}).to_csv(bad, index=False)
+    res = run_cli("labels", "add", str(bad), "-c", str(cfg.config_path))
+    assert res.returncode == 2 and "request_id" in res.stderr
