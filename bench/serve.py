@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,8 @@ LUA = """wrk.method = "POST"
 wrk.body = io.open("{body}"):read("*a")
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer {token}"
+local pause = {pause}
+function delay() return pause end
 """
 
 
@@ -61,10 +64,12 @@ def _wait(ready, timeout: float) -> None:
     raise RuntimeError("server did not become ready")
 
 
-def wrk(url: str, body: dict, token: str, seconds: int, connections: int) -> dict:
+def wrk(url: str, body: dict, token: str, seconds: int, connections: int, rate: float | None = None) -> dict:
+    """Closed loop (as fast as it answers), or bounded near `rate` req/s: each connection pauses between requests."""
+    pause = int(1000 * connections / rate) if rate else 0
     with tempfile.TemporaryDirectory() as d:
         (Path(d) / "body.json").write_text(json.dumps(body))
-        (Path(d) / "post.lua").write_text(LUA.format(body=Path(d) / "body.json", token=token))
+        (Path(d) / "post.lua").write_text(LUA.format(body=Path(d) / "body.json", token=token, pause=pause))
         r = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s",
                             str(Path(d) / "post.lua"), url], capture_output=True, text=True, timeout=seconds + 60)
     text = r.stdout
@@ -89,9 +94,9 @@ def bodies(cfg) -> dict:
     return {"1 row": {"instances": rows[:1]}, "100 rows": {"instances": rows}}
 
 
-def run_forge(cfg_path: Path, env: dict, seconds: int, connections: int) -> dict:
-    """Serve Forge in a child process with `env`, measure with wrk, stop it."""
-    port = 8123
+def run_forge(cfg_path: Path, env: dict, seconds: int, connections: int, port: int,
+              bounded: float | None = None) -> dict:
+    """Serve Forge in a child process with `env`, measure with wrk, stop it (and its own Ray) before returning."""
     script = f"""
 import os, time, sys
 from forge._runtime import init_ray
@@ -103,16 +108,24 @@ cfg.serving.autoscaling.min_replicas = cfg.serving.autoscaling.max_replicas = in
 cfg.serving.replica_cpus = 0
 init_ray()
 start(cfg, say=lambda m: print(m, flush=True))
+import ray
+ray.shutdown()
 """
     proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, **env}, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait(lambda: httpx.get(f"{url}/readyz", timeout=1).status_code == 200, 180)
-        return measure(url, cfg_path, seconds, connections)
+        return measure(url, cfg_path, seconds, connections, bounded)
     finally:
-        os.killpg(proc.pid, 15)  # the child's own Ray goes with its process group
-        proc.wait(60)
+        # Ctrl-C: the app drains, the script ends and its embedded Ray shuts down with it (the raylet and
+        # workers are not in the child's process group, so a plain kill would leave them serving).
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(90)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(30)
 
 
 def token(cfg_path: Path) -> str:
@@ -122,16 +135,19 @@ def token(cfg_path: Path) -> str:
     return create_token(Settings.from_config(load_config(cfg_path).serving.auth), "bench", ["predict"], 36000)
 
 
-def measure(url: str, cfg_path: Path, seconds: int, connections: int) -> dict:
+def measure(url: str, cfg_path: Path, seconds: int, connections: int, bounded: float | None = None) -> dict:
+    """Saturating runs per body size, plus (with `bounded`) single rows at that many req/s."""
     out = {}
     tok = token(cfg_path)
     for name, body in bodies(None).items():
         httpx.post(f"{url}/v1/predict", json=body, headers={"Authorization": f"Bearer {tok}"}, timeout=30)
         out[name] = wrk(f"{url}/v1/predict", body, tok, seconds, connections)
+    if bounded:
+        out["1 row, bounded"] = wrk(f"{url}/v1/predict", bodies(None)["1 row"], tok, seconds, 8, rate=bounded)
     return out
 
 
-def run_bare(cfg_path: Path, seconds: int, connections: int) -> dict:
+def run_bare(cfg_path: Path, seconds: int, connections: int, bounded: float | None = None) -> dict:
     from forge.config import load_config
     from forge.workspace import tracking_uri
 
@@ -144,7 +160,7 @@ def run_bare(cfg_path: Path, seconds: int, connections: int) -> dict:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait(lambda: httpx.post(f"{url}/v1/predict", json=bodies(None)["1 row"], timeout=5).status_code == 200, 60)
-        return measure(url, cfg_path, seconds, connections)
+        return measure(url, cfg_path, seconds, connections, bounded)
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(30)
@@ -153,20 +169,25 @@ def run_bare(cfg_path: Path, seconds: int, connections: int) -> dict:
 def main(seconds: int = 10, connections: int = 16) -> dict:
     os.environ.setdefault("FORGE_JWT_SECRET", "bench-secret-" + "z" * 24)
     cfg_path = train()
-    results = {"bare FastAPI+uvicorn (2 workers)": run_bare(cfg_path, seconds, connections)}
+    bare = "bare FastAPI+uvicorn (2 workers)"
+    results = {bare: run_bare(cfg_path, seconds, connections)}
+    target = results[bare]["1 row"]["rps"] / 2  # the issue's bar: half the bare app's single-row throughput
+    results[bare]["1 row, bounded"] = run_bare(cfg_path, seconds, connections, target)["1 row, bounded"]
     configs = {
-        "forge, Serve proxy (default)": {},
-        "forge, HAProxy + throughput-optimized": {"RAY_SERVE_ENABLE_HA_PROXY": "1",
-                                                  "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
+        "forge, Serve's own proxy (opt-out)": {"FORGE_FAST_INGRESS": "0", "RAY_SERVE_ENABLE_HA_PROXY": "0",
+                                               "RAY_SERVE_THROUGHPUT_OPTIMIZED": "0"},
+        "forge default: HAProxy + direct ingress": {"RAY_SERVE_ENABLE_HA_PROXY": "1",
+                                                    "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
     }
-    for name, env in configs.items():
-        results[name] = run_forge(cfg_path, env, seconds, connections)
-    base = results["bare FastAPI+uvicorn (2 workers)"]
+    for port, (name, env) in enumerate(configs.items(), start=8130):
+        results[name] = run_forge(cfg_path, env, seconds, connections, port, bounded=target)
+    base = results[bare]
     print(f"\n== bench/serve: wrk -t2 -c{connections} -d{seconds}s on loopback; ratios against bare FastAPI ==")
-    for size in ("1 row", "100 rows"):
+    print(f"   (bounded: 8 connections pacing single rows at about {target:.0f} req/s, half the bare app's rate)")
+    for size in ("1 row", "100 rows", "1 row, bounded"):
         for name, r in results.items():
             x = r[size]
-            print(f"  {size:<9} {name:<40} {x['rps']:>8.0f} req/s  x{x['rps'] / base[size]['rps']:4.2f}  "
+            print(f"  {size:<15} {name:<40} {x['rps']:>8.0f} req/s  x{x['rps'] / base[size]['rps']:4.2f}  "
                   f"p50 {x['p50_ms']:6.1f} ms  p99 {x['p99_ms']:6.1f} ms  non-2xx {x['non_2xx']}")
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
     return results

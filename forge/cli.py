@@ -392,6 +392,9 @@ def demo_loop(config: str = ConfigOpt, as_json: bool = JsonOpt):
 
 
 def main() -> None:
+    from forge._runtime import serve_defaults
+
+    serve_defaults()  # before anything imports ray.serve
     try:
         app()
     except KeyboardInterrupt:

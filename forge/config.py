@@ -186,11 +186,14 @@ class DriftConfig(_Strict):
     method: Literal["auto", "psi"] = Field("auto", description="auto (Evidently's rule) or psi for all.")
     reference_rows: int = Field(5000, description="Rows kept as the drift reference sample.")
     window_rows: int = Field(1000, description="Prediction-log window, in rows.")
+    live_interval_s: float = Field(
+        30, description="Replicas recompute the live-window drift gauges at most this often (CPU off the request path)."
+    )
 
 
 class PredictionLogConfig(_Strict):
     path: str | None = Field(None, description="Where the log lives; default: workspace predictions/.")
-    flush_rows: int = Field(500, description="Flush after this many records.")
+    flush_rows: int = Field(5000, description="Flush after this many records (or every flush_interval_s).")
     flush_interval_s: float = Field(2.0, description="Flush at least this often.")
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from forge._runtime import FAST_INGRESS
+
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / "kuberay" / "base"
 
@@ -37,6 +39,11 @@ def rayservice() -> str:
     cluster["workerGroupSpecs"] = [g for g in cluster["workerGroupSpecs"] if g["groupName"] == "cpu"]
     cluster["workerGroupSpecs"][0]["minReplicas"] = 1
     cluster["workerGroupSpecs"][0]["maxReplicas"] = 6
+    # Serve as Forge runs it locally (forge/_runtime.py FAST_INGRESS): HAProxy on each node in front of
+    # direct ingress to the replicas' own ports (30000-31000, open inside the namespace).
+    for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+        for container in group["template"]["spec"]["containers"]:
+            container.setdefault("env", []).extend({"name": k, "value": v} for k, v in FAST_INGRESS.items())
     doc = {
         "apiVersion": "ray.io/v1",
         "kind": "RayService",

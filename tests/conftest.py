@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from forge._runtime import serve_defaults
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 os.environ.setdefault("FORGE_JWT_SECRET", "test-secret-" + "x" * 24)
+serve_defaults()  # the tests run Serve as users get it (HAProxy + direct ingress), set before Ray starts
 
 
 def require_binary(name: str) -> str:

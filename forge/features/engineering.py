@@ -2,9 +2,16 @@
 
 The fitted `FeatureTransform` is one object whose `transform_batch(pandas)` is
 the only code path: Ray Data calls it per batch, the served model per request.
-Imputation, scaling and one-hot come from `ray.data.preprocessors` (a Chain);
-derived columns are pandas expressions, since Ray has no expression
+Imputation, scaling and one-hot are fitted by `ray.data.preprocessors` (a
+Chain); derived columns are pandas expressions, since Ray has no expression
 preprocessor.
+
+Applying the fitted Chain through Ray's own `transform_batch` costs about 25 ms
+per call on 20 columns, whatever the batch size (pandas work per column): on
+the serving path that was the whole latency budget. So `transform_batch`
+applies the Chain's fitted statistics with numpy, the same arithmetic in the
+same order; `chain_transform` keeps Ray's path, and the tests hold the two
+equal on every run.
 """
 
 from __future__ import annotations
@@ -49,6 +56,24 @@ def infer_spec(cfg: ForgeConfig, schema: dict[str, ColumnSchema]) -> FeatureSpec
     return FeatureSpec(numeric=list(numeric), categorical=list(categorical), derived=dict(f.derived))
 
 
+_EPSILON = 1e-8  # Ray's StandardScaler treats a smaller std as 1
+
+
+def _numeric(col: pd.Series) -> np.ndarray:
+    """A column as float64 with NaN for nulls and unparseable values (as `_prepare` does for Ray's path)."""
+    if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
+        return col.to_numpy(dtype="float64", na_value=np.nan)
+    return pd.to_numeric(col.astype(object), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _numeric_block(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    """Columns as one float64 matrix; a single conversion when they are all numeric already (the usual case)."""
+    dtypes = df.dtypes[cols] if cols else []
+    if all(pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in dtypes):
+        return df[cols].to_numpy(dtype="float64", na_value=np.nan).reshape(len(df), len(cols))
+    return np.column_stack([_numeric(df[c]) for c in cols]) if cols else np.empty((len(df), 0))
+
+
 class FeatureTransform:
     """Derived columns, then a fitted Chain of Ray preprocessors, then a float matrix."""
 
@@ -85,10 +110,53 @@ class FeatureTransform:
                 cats = encoder.stats_[f"unique_values({c})"]
                 names += [f"{c}={k}" for k in cats]
         self.feature_names = names
+        self._compile()
         return self
 
     def transform_batch(self, df: pd.DataFrame) -> np.ndarray:
         """Raw rows (pandas) -> float64 feature matrix. The one code path, offline and online."""
+        fast = self.__dict__.get("_fast") or self._compile()
+        parts = []
+        if self.spec.numeric:
+            x = _numeric_block(df, [c for c in self.spec.numeric if c not in self.spec.derived])
+            if self.spec.derived:  # derived columns sit where spec.numeric puts them
+                for j, c in enumerate(self.spec.numeric):
+                    if c in self.spec.derived:
+                        x = np.insert(x, j, df.eval(self.spec.derived[c]).astype("float64").to_numpy(), axis=1)
+            fill, mean, std = fast["numeric"]
+            x = np.where(np.isnan(x), fill, x)
+            parts.append((x - mean) / std)
+        for c, (fill, index) in zip(self.spec.categorical, fast["categorical"]):
+            values = df[c].astype("str").fillna(fill).to_numpy(dtype=object)
+            codes = np.fromiter((index.get(v, -1) for v in values), dtype=np.int64, count=len(values))
+            block = np.zeros((len(df), len(index)))
+            hit = codes >= 0  # an unknown category is all zeros, as Ray's OneHotEncoder does
+            block[np.nonzero(hit)[0], codes[hit]] = 1.0
+            parts.append(block)
+        return np.hstack(parts) if parts else np.zeros((len(df), 0))
+
+    def _compile(self) -> dict:
+        """The fitted Chain's statistics as arrays (kept on the object, so pickles carry them)."""
+        steps = iter(self.chain.preprocessors)
+        fast: dict = {"numeric": None, "categorical": []}
+        if self.spec.numeric:
+            imputer, scaler = next(steps), next(steps)
+            fill = [imputer.stats_[f"mean({c})"] for c in self.spec.numeric]
+            if any(v is None for v in fill):
+                raise ValueError("a numeric feature has no fill value (no non-null training value)")
+            mean = np.array([scaler.stats_[f"mean({c})"] for c in self.spec.numeric], dtype="float64")
+            std = np.array([scaler.stats_[f"std({c})"] for c in self.spec.numeric], dtype="float64")
+            fast["numeric"] = (np.array(fill, dtype="float64"), mean, np.where(std < _EPSILON, 1.0, std))
+        if self.spec.categorical:
+            imputer, encoder = next(steps), next(steps)
+            for c in self.spec.categorical:
+                index = dict(encoder.stats_[f"unique_values({c})"])  # category -> one-hot position
+                fast["categorical"].append((imputer.stats_[f"most_frequent({c})"], index))
+        self._fast = fast
+        return fast
+
+    def chain_transform(self, df: pd.DataFrame) -> np.ndarray:
+        """Ray's own transform of the fitted Chain: the reference `transform_batch` must equal."""
         out = self.chain.transform_batch(self._prepare(df))
         parts = [out[self.spec.numeric].to_numpy(dtype="float64")] if self.spec.numeric else []
         for c in self.spec.categorical:

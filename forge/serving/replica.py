@@ -90,6 +90,7 @@ class ForgeReplica:
         self._shadow_pending = 0
         self._window: collections.deque = collections.deque(maxlen=self.cfg.monitoring.drift.window_rows)
         self._since_drift = 0
+        self._last_drift = float("-inf")
         self._drift_busy = threading.Lock()
         self._reference = None
         b = self.cfg.serving.batching
@@ -248,8 +249,10 @@ class ForgeReplica:
     def _observe_window(self, rows: list[dict]) -> None:
         self._window.extend(rows)
         self._since_drift += len(rows)
-        if self._since_drift >= max(50, self._window.maxlen // 2) and self._drift_busy.acquire(blocking=False):
+        due = time.monotonic() - self._last_drift >= self.cfg.monitoring.drift.live_interval_s
+        if due and self._since_drift >= max(50, self._window.maxlen // 2) and self._drift_busy.acquire(blocking=False):
             self._since_drift = 0
+            self._last_drift = time.monotonic()
             threading.Thread(target=self._drift, daemon=True).start()
 
     def _drift(self) -> None:
@@ -257,8 +260,10 @@ class ForgeReplica:
         from forge.monitoring.reference import load_reference
 
         try:
-            version = self.champion_version()
-            ref, stats = load_reference(self.client, self.meta[version]["run_id"])
+            run_id = self.meta[self.champion_version()]["run_id"]
+            if self._reference is None or self._reference[0] != run_id:  # downloaded once per champion
+                self._reference = (run_id, *load_reference(self.client, run_id))
+            _, ref, stats = self._reference
             numeric = [c for c, s in stats.items() if s["type"] == "numeric"]
             categorical = [c for c, s in stats.items() if s["type"] == "categorical"]
             n_ref = max(s["count"] + s["nulls"] for s in stats.values())
