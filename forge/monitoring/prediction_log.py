@@ -1,16 +1,23 @@
 """Durable prediction log: records buffered off the request path, flushed to Parquet.
 
-A background thread writes a Parquet file every `flush_rows` records or
-`flush_interval_s` seconds; `close()` (graceful shutdown) flushes the rest.
-Files are written under a temporary name and renamed, so readers never see
-half a file.
+Every record is first appended to a per-process write-ahead file (JSON lines, one
+`write` per request: it reaches the kernel, so it survives the process being
+killed). A background thread writes a Parquet file every `flush_rows` records or
+`flush_interval_s` seconds and drops the write-ahead segment it covered;
+`close()` (graceful shutdown) flushes the rest. A new logger on the same folder
+turns the segments of dead writers (found by their released file locks) into
+Parquet, so a replica restarted after a crash loses nothing. Files are written
+under a temporary name and renamed, so readers never see half a file.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import threading
 import time
+import traceback
 import uuid
 from pathlib import Path
 
@@ -19,6 +26,33 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 META = ["request_id", "timestamp", "model_name", "model_version", "variant", "prediction", "score", "latency_ms"]
+
+
+def _part(folder: Path, stem: str) -> Path:
+    return folder / f"part-{stem}.parquet"
+
+
+def _to_table(records: list[dict]) -> pa.Table:
+    """Records as Arrow; a column Arrow cannot type (mixed kinds, an int beyond 64 bits) is kept as text."""
+    df = pd.DataFrame.from_records(records)
+    try:
+        return pa.Table.from_pandas(df, preserve_index=False)
+    except (pa.ArrowException, OverflowError, ValueError, TypeError):
+        pass
+    cols = {}
+    for c in df.columns:
+        try:
+            cols[c] = pa.array(df[c], from_pandas=True)
+        except (pa.ArrowException, OverflowError, ValueError, TypeError):
+            cols[c] = pa.array([None if v is None else str(v) for v in df[c]], pa.string())
+    return pa.table(cols)
+
+
+def _write_parquet(records: list[dict], final: Path) -> None:
+    table = _to_table(records)
+    tmp = final.with_suffix(".tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, final)
 
 
 class PredictionLogger:
@@ -34,11 +68,27 @@ class PredictionLogger:
         self._prefix = f"{int(time.time())}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._seq = 0
         self.written = 0
+        self.recovered = recover(self.folder)
+        self._wal = self._open_segment()
         self._thread = threading.Thread(target=self._loop, name="forge-prediction-log", daemon=True)
         self._thread.start()
 
+    def _stem(self, seq: int) -> str:
+        return f"{self._prefix}-{seq:06d}"
+
+    def _open_segment(self) -> tuple:
+        final = self.folder / f"wal-{self._stem(self._seq + 1)}.jsonl"
+        tmp = final.with_suffix(".new")
+        f = open(tmp, "a", encoding="utf-8")  # noqa: SIM115
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held while this process lives
+        os.replace(tmp, final)  # visible to recover() only once locked
+        return f, final
+
     def log(self, records: list[dict]) -> None:
+        lines = "".join(json.dumps(r, default=str) + "\n" for r in records)
         with self._lock:
+            self._wal[0].write(lines)
+            self._wal[0].flush()  # into the kernel: survives this process dying
             self._buf.extend(records)
             full = len(self._buf) >= self.flush_rows
         if full:
@@ -48,20 +98,22 @@ class PredictionLogger:
         while not self._closed:
             self._wake.wait(self.flush_interval_s)
             self._wake.clear()
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # the thread must outlive any one bad batch; its segment stays for recover()
+                traceback.print_exc()
 
     def flush(self) -> int:
         with self._lock:
+            if not self._buf:
+                return 0
             batch, self._buf = self._buf, []
             self._seq += 1
-            seq = self._seq
-        if not batch:
-            return 0
-        table = pa.Table.from_pandas(pd.DataFrame.from_records(batch), preserve_index=False)
-        final = self.folder / f"part-{self._prefix}-{seq:06d}.parquet"
-        tmp = final.with_suffix(".tmp")
-        pq.write_table(table, tmp)
-        os.replace(tmp, final)
+            seq, segment = self._seq, self._wal
+            self._wal = self._open_segment()
+        _write_parquet(batch, _part(self.folder, self._stem(seq)))
+        segment[1].unlink()  # still locked: a concurrent recover() cannot take it half-done
+        segment[0].close()
         self.written += len(batch)
         return len(batch)
 
@@ -70,8 +122,33 @@ class PredictionLogger:
         self._wake.set()
         self._thread.join(timeout=10)
         self.flush()
+        self._wal[1].unlink(missing_ok=True)
+        self._wal[0].close()
 
 
+def recover(folder: Path) -> int:
+    """Turn the write-ahead segments of dead writers into Parquet; returns the records recovered."""
+    n = 0
+    for wal in sorted(folder.glob("wal-*.jsonl")):
+        try:
+            f = open(wal, encoding="utf-8")  # noqa: SIM115
+        except FileNotFoundError:
+            continue
+        with f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live writer holds it
+            final = _part(folder, wal.stem.removeprefix("wal-"))
+            if not final.exists():  # the writer may have died between its Parquet write and the unlink
+                records = [json.loads(line) for line in f if line.endswith("\n")]  # a torn last line never returned
+                for r in records:
+                    r["timestamp"] = pd.Timestamp(r["timestamp"])
+                if records:
+                    _write_parquet(records, final)
+                    n += len(records)
+        wal.unlink(missing_ok=True)
+    return n
 def read_log(folder: str | Path, last: int | None = None, since: pd.Timestamp | None = None) -> pd.DataFrame:
     """The prediction log (optionally the last N records or those since a time), oldest first."""
     files = sorted(Path(folder).glob("part-*.parquet"))

@@ -51,6 +51,9 @@ def instance_model(schema: dict[str, dict], name: str = "Instance", entity: str 
                 kw["ge"] = spec["min"]
             if spec.get("max") is not None:
                 kw["le"] = spec["max"]
+        if spec["type"] == "int":  # JSON ints are unbounded; the model, the log and Parquet hold 64 bits
+            kw["ge"] = max(kw.get("ge", -(2**63)), -(2**63))
+            kw["le"] = min(kw.get("le", 2**63 - 1), 2**63 - 1)
         default = None if entity else ...
         if spec.get("nullable", True):
             fields[col] = (Optional[py], Field(default, **kw))  # noqa: UP045  (create_model needs a runtime type)

@@ -138,3 +138,39 @@ def _alive():
     from ray.util.state import list_actors
 
     return list_actors(address=state_address(), filters=[("state", "=", "ALIVE")])
+
+
+def test_exactly_n_records_after_a_replica_is_killed(served, auth_headers):
+    import os
+    import signal
+
+    from ray import serve
+
+    from forge.serving.app import build_app
+
+    cfg, url = served
+    app_cfg = cfg.model_copy(deep=True)
+    app_cfg.config_path = cfg.config_path
+    app_cfg.monitoring.prediction_log.flush_interval_s = 600  # only the write-ahead segment holds them
+    app_cfg.monitoring.prediction_log.flush_rows = 10_000
+    app_cfg.serving.autoscaling.min_replicas = app_cfg.serving.autoscaling.max_replicas = 1
+    serve.run(build_app(app_cfg), name="crashtest", route_prefix="/crashtest", blocking=False)
+    try:
+        h = auth_headers()
+        ids = []
+        for i in range(29):
+            r = httpx.post(f"{url}/crashtest/v1/predict", json={"instances": _rows(cfg, 1, seed=900 + i)}, headers=h,
+                           timeout=30)
+            assert r.status_code == 200
+            ids.append(r.json()["request_id"])
+        folder = Workspace.from_config(cfg).predictions(cfg.name)
+        assert read_log(folder)["request_id"].isin(ids).sum() == 0  # still only in the write-ahead segment
+        [victim] = [a for a in _alive() if a.class_name.startswith("ServeReplica:crashtest:")]
+        os.kill(victim.pid, signal.SIGKILL)  # no graceful shutdown, no flush
+        deadline = time.time() + 90
+        while time.time() < deadline and read_log(folder)["request_id"].isin(ids).sum() < 29:
+            time.sleep(1)  # Serve starts a new replica; its logger recovers the dead one's segment
+        assert read_log(folder)["request_id"].isin(ids).sum() == 29
+        assert any(a.pid != victim.pid for a in _alive() if a.class_name.startswith("ServeReplica:crashtest:"))
+    finally:
+        serve.delete("crashtest")
