@@ -9,7 +9,8 @@ from __future__ import annotations
 LATENCY_BUCKETS_MS = [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500]
 SCORE_BUCKETS = [0.1 * i for i in range(1, 10)]
 NAMES = ("forge_predictions_total", "forge_prediction_errors_total", "forge_prediction_latency_ms",
-         "forge_prediction_score", "forge_feature_drift_score", "forge_dataset_drift_share", "forge_model_info")
+         "forge_prediction_score", "forge_feature_drift_score", "forge_dataset_drift_share", "forge_model_info",
+         "forge_estimated_performance")
 
 
 class ForgeMetrics:
@@ -29,5 +30,8 @@ class ForgeMetrics:
         self.feature_drift = m.Gauge("forge_feature_drift_score", description="Drift statistic per feature.",
                                      tag_keys=("feature",))
         self.drift_share = m.Gauge("forge_dataset_drift_share", description="Share of drifted features.")
+        self.estimated_performance = m.Gauge(
+            "forge_estimated_performance", description="Label-free (CBPE) estimate of the champion's live metric, "
+            "from its calibrated probabilities over the drift window.", tag_keys=("model", "version", "metric"))
         self.model_info = m.Gauge("forge_model_info", description="The served model version (=1).",
                                   tag_keys=("model", "version"))

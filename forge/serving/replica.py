@@ -6,6 +6,7 @@ import collections
 import concurrent.futures
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,7 @@ class ForgeReplica:
         self._shadow_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="forge-shadow")
         self._shadow_pending = 0
         self._window: collections.deque = collections.deque(maxlen=self.cfg.monitoring.drift.window_rows)
+        self._scores: collections.deque = collections.deque(maxlen=self.cfg.monitoring.drift.window_rows)
         self._since_drift = 0
         self._last_drift = float("-inf")
         self._drift_busy = threading.Lock()
@@ -213,7 +215,8 @@ class ForgeReplica:
         self._log(rows, pred, scores, version, variant.name, request_id, latency)
         if "shadow" in routes:
             self._shadow(routes["shadow"], frame, rows, request_id)
-        self._observe_window(rows)
+        binary = model.classes is not None and len(model.classes) == 2
+        self._observe_window(rows, scores if binary and variant.name == traffic.variants[0].name else None)
         return {"predictions": _py(pred), "probabilities": None if proba is None else proba.tolist(),
                 "model": {"name": self.cfg.name, "version": version}, "variant": variant.name,
                 "request_id": request_id}
@@ -246,8 +249,10 @@ class ForgeReplica:
         self._shadow_pool.submit(run)
 
     # ---- drift on the live window -------------------------------------------------------------
-    def _observe_window(self, rows: list[dict]) -> None:
+    def _observe_window(self, rows: list[dict], scores=None) -> None:
         self._window.extend(rows)
+        if scores is not None:
+            self._scores.extend(float(x) for x in scores)
         self._since_drift += len(rows)
         due = time.monotonic() - self._last_drift >= self.cfg.monitoring.drift.live_interval_s
         if due and self._since_drift >= max(50, self._window.maxlen // 2) and self._drift_busy.acquire(blocking=False):
@@ -272,6 +277,14 @@ class ForgeReplica:
                 if f["statistic"] is not None:
                     self.metrics.feature_drift.set(f["statistic"], tags={"feature": name})
             self.metrics.drift_share.set(res["drift_share"])
+            if len(self._scores) >= 50:  # the champion's positive-class probabilities (binary models only)
+                from forge.monitoring.performance import estimate
+
+                est = estimate(np.array(self._scores))
+                for metric in ("accuracy", "roc_auc"):
+                    if np.isfinite(est[metric]):
+                        self.metrics.estimated_performance.set(est[metric], tags={
+                            "model": self.cfg.name, "version": self.champion_version(), "metric": metric})
         except Exception:
             self.metrics.errors.inc(tags={"reason": "drift"})
         finally:
@@ -300,7 +313,7 @@ class ForgeReplica:
             rows = [self._instance.model_validate(r).model_dump() for r in rows] if self._instance else rows
         except Exception as e:
             raise HTTPException(422, str(e)) from None
-        out = await self.handle(rows, None, body.get("id") or "")
+        out = await self.handle(rows, None, str(body.get("id") or uuid.uuid4().hex))
         pred = out["predictions"]
         return {"model_name": model_name, "model_version": version, "id": out["request_id"],
                 "outputs": [{"name": "predictions", "shape": [len(pred)],

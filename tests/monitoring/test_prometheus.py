@@ -18,7 +18,8 @@ from tests.serving.test_app import _rows
 pytestmark = pytest.mark.integration
 FORGE_METRICS = ["ray_forge_predictions_total", "ray_forge_prediction_errors_total",
                  "ray_forge_prediction_latency_ms_bucket", "ray_forge_prediction_score_bucket",
-                 "ray_forge_feature_drift_score", "ray_forge_dataset_drift_share", "ray_forge_model_info"]
+                 "ray_forge_feature_drift_score", "ray_forge_dataset_drift_share", "ray_forge_model_info",
+                 "ray_forge_estimated_performance"]
 
 
 def _loopback_targets(sd_file: Path, out: Path) -> None:

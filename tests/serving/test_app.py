@@ -93,6 +93,25 @@ def test_bad_input_is_4xx_with_field_detail(served, auth_headers):
     assert 400 <= r.status_code < 500
 
 
+def test_open_inference_protocol(served, auth_headers):
+    cfg, url = served
+    h = auth_headers()
+    rows = _rows(cfg, 3, seed=31)
+    inputs = [{"name": c, "shape": [3], "datatype": "BYTES" if isinstance(rows[0][c], str) else "FP64",
+               "data": [r[c] for r in rows]} for c in rows[0]]
+    r = httpx.post(f"{url}/v2/models/{cfg.name}/infer", json={"id": "oip-1", "inputs": inputs}, headers=h, timeout=30)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    v1 = httpx.post(f"{url}/v1/predict", json={"instances": rows}, headers=h, timeout=30).json()
+    assert body["id"] == "oip-1" and body["model_name"] == cfg.name
+    assert body["outputs"][0]["data"] == v1["predictions"] and body["outputs"][0]["shape"] == [3]
+    bad = [{**i, "data": ["x"] * 3} if i["name"] == "tenure_months" else i for i in inputs]
+    assert httpx.post(f"{url}/v2/models/{cfg.name}/infer", json={"inputs": bad}, headers=h).status_code == 422
+    assert httpx.post(f"{url}/v2/models/nope/infer", json={"inputs": inputs}, headers=h).status_code == 404
+    assert httpx.post(f"{url}/v2/models/{cfg.name}/infer", json={"x": 1}, headers=h).status_code == 422
+    assert httpx.post(f"{url}/v2/models/{cfg.name}/infer", json={"inputs": inputs}).status_code == 401
+
+
 def test_schemathesis_finds_no_5xx(served, auth_headers):
     import schemathesis
     from hypothesis import HealthCheck, settings
