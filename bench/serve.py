@@ -65,8 +65,20 @@ def _wait(ready, timeout: float) -> None:
 
 
 def wrk(url: str, body: dict, token: str, seconds: int, connections: int, rate: float | None = None) -> dict:
-    """Closed loop (as fast as it answers), or bounded near `rate` req/s: each connection pauses between requests."""
-    pause = int(1000 * connections / rate) if rate else 0
+    """Closed loop (as fast as it answers), or bounded near `rate` req/s: each connection pauses between requests.
+
+    For a bounded run a 3 s probe measures the response time first, so pause + response time gives the rate.
+    """
+    pause = 0
+    if rate:
+        guess = int(1000 * connections / rate)
+        probe = _wrk(url, body, token, 3, connections, guess)
+        response_ms = max(1000 * connections / max(probe["rps"], 1e-9) - guess, 0)
+        pause = max(int(1000 * connections / rate - response_ms), 0)
+    return _wrk(url, body, token, seconds, connections, pause)
+
+
+def _wrk(url: str, body: dict, token: str, seconds: int, connections: int, pause: int) -> dict:
     with tempfile.TemporaryDirectory() as d:
         (Path(d) / "body.json").write_text(json.dumps(body))
         (Path(d) / "post.lua").write_text(LUA.format(body=Path(d) / "body.json", token=token, pause=pause))
