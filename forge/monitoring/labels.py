@@ -96,16 +96,14 @@ def live_performance(cfg, window: int | None = None) -> dict:
     log = read_log(ws.predictions(cfg.name))
     joined = join_labels(log[log["variant"] != "shadow"], read_labels(ws.labels(cfg.name))) if len(log) else log
     window = window or cfg.retraining.performance_window
-    per_variant = {}
+    per_variant, mine, live = {}, joined, None
     if len(joined):
         joined = joined.sort_values("timestamp")
-        classes = sorted(set(joined["label"]) | set(joined["prediction"])) if "score" in joined else None
+        classes = sorted(set(joined["label"]) | set(joined["prediction"]))  # every log row carries a score
         per_variant = live_metrics(joined.tail(window), [metric], classes)
-    mine = joined[joined["model_version"].astype(str) == version].tail(window) if len(joined) else joined
-    live = None
-    if len(mine) >= cfg.retraining.min_labelled:
-        classes = sorted(set(joined["label"]) | set(joined["prediction"]))
-        live = live_metrics(mine.assign(variant="champion"), [metric], classes)["champion"][metric]
+        mine = joined[joined["model_version"].astype(str) == version].tail(window)
+        if len(mine) >= cfg.retraining.min_labelled:
+            live = live_metrics(mine.assign(variant="champion"), [metric], classes)["champion"][metric]
     return {"version": version, "metric": metric, "mode": evaluation.mode(metric), "test_value": test_value,
             "live_value": live, "rows": int(len(mine)), "per_variant": per_variant}
 

@@ -107,24 +107,38 @@ def test_ab_sticky_variants_and_failing_or_slow_shadow(served, auth_headers, tra
     assert set(mine["variant"]) == {"control", "treatment"}  # the raising shadow logged nothing
 
 
-def test_exactly_n_records_after_graceful_shutdown(served, auth_headers):
+def _log_app(cfg, name: str, flush_interval_s: float, replicas: int | None = None) -> None:
+    """The session's model as a second app under /<name>, flushing its log only every `flush_interval_s`."""
     from ray import serve
 
     from forge.serving.app import build_app
 
-    cfg, url = served
     app_cfg = cfg.model_copy(deep=True)
     app_cfg.config_path = cfg.config_path
-    app_cfg.monitoring.prediction_log.flush_interval_s = 60  # only the shutdown flush can save them
+    app_cfg.monitoring.prediction_log.flush_interval_s = flush_interval_s
     app_cfg.monitoring.prediction_log.flush_rows = 10_000
-    serve.run(build_app(app_cfg), name="logtest", route_prefix="/logtest", blocking=False)
-    h = auth_headers()
+    if replicas:
+        app_cfg.serving.autoscaling.min_replicas = app_cfg.serving.autoscaling.max_replicas = replicas
+    serve.run(build_app(app_cfg), name=name, route_prefix=f"/{name}", blocking=False)
+
+
+def _predict(url: str, name: str, headers: dict, cfg, n: int, seed: int) -> list[str]:
+    """n single-row predictions through /<name>; their request ids."""
     ids = []
-    for i in range(37):
-        r = httpx.post(f"{url}/logtest/v1/predict", json={"instances": _rows(cfg, 1, seed=500 + i)}, headers=h,
+    for i in range(n):
+        r = httpx.post(f"{url}/{name}/v1/predict", json={"instances": _rows(cfg, 1, seed=seed + i)}, headers=headers,
                        timeout=30)
         assert r.status_code == 200
         ids.append(r.json()["request_id"])
+    return ids
+
+
+def test_exactly_n_records_after_graceful_shutdown(served, auth_headers):
+    from ray import serve
+
+    cfg, url = served
+    _log_app(cfg, "logtest", flush_interval_s=60)  # only the shutdown flush can save them
+    ids = _predict(url, "logtest", auth_headers(), cfg, 37, seed=500)
     folder = Workspace.from_config(cfg).predictions(cfg.name)
     assert read_log(folder)["request_id"].isin(ids).sum() == 0  # still buffered
     serve.delete("logtest")
@@ -146,23 +160,10 @@ def test_exactly_n_records_after_a_replica_is_killed(served, auth_headers):
 
     from ray import serve
 
-    from forge.serving.app import build_app
-
     cfg, url = served
-    app_cfg = cfg.model_copy(deep=True)
-    app_cfg.config_path = cfg.config_path
-    app_cfg.monitoring.prediction_log.flush_interval_s = 600  # only the write-ahead segment holds them
-    app_cfg.monitoring.prediction_log.flush_rows = 10_000
-    app_cfg.serving.autoscaling.min_replicas = app_cfg.serving.autoscaling.max_replicas = 1
-    serve.run(build_app(app_cfg), name="crashtest", route_prefix="/crashtest", blocking=False)
+    _log_app(cfg, "crashtest", flush_interval_s=600, replicas=1)  # only the write-ahead segment holds them
     try:
-        h = auth_headers()
-        ids = []
-        for i in range(29):
-            r = httpx.post(f"{url}/crashtest/v1/predict", json={"instances": _rows(cfg, 1, seed=900 + i)}, headers=h,
-                           timeout=30)
-            assert r.status_code == 200
-            ids.append(r.json()["request_id"])
+        ids = _predict(url, "crashtest", auth_headers(), cfg, 29, seed=900)
         folder = Workspace.from_config(cfg).predictions(cfg.name)
         assert read_log(folder)["request_id"].isin(ids).sum() == 0  # still only in the write-ahead segment
         [victim] = [a for a in _alive() if a.class_name.startswith("ServeReplica:crashtest:")]
