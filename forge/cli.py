@@ -60,7 +60,8 @@ def command(fn):
 
         as_json = kwargs.get("as_json", False)
         try:
-            result = fn(*args, **kwargs)
+            with _job_metrics(fn.__name__, kwargs.get("config")):
+                result = fn(*args, **kwargs)
         except (ConfigError, SourceError) as e:
             err.print(f"[red]error:[/red] {e}")
             raise typer.Exit(2) from None
@@ -85,6 +86,25 @@ def command(fn):
             _emit(result, as_json)
 
     return wrapper
+
+
+# Batch jobs push their run and process metrics when monitoring.pushgateway is set.
+BATCH_JOBS = {"validate", "train", "run", "predict", "drift", "retrain"}
+
+
+def _job_metrics(name: str, config: str | None):
+    from contextlib import nullcontext
+
+    from forge.config import ConfigError, load_config
+    from forge.monitoring.job_metrics import job_metrics
+
+    if name not in BATCH_JOBS or config is None:
+        return nullcontext()
+    try:
+        cfg = load_config(config)
+    except ConfigError:
+        return nullcontext()  # the command itself reports the config error
+    return job_metrics(cfg.monitoring.pushgateway, name, cfg.name)
 
 
 def _cfg(path: str):
@@ -279,13 +299,14 @@ def predict(input: str = typer.Option(..., "--input", help="CSV / Parquet / JSON
 def drift(current: str = typer.Option("log", "--current", help="A data file, or 'log' for the prediction log."),
           html: str = typer.Option(None, "--html", help="Write the HTML report here."),
           last: int = typer.Option(None, "--last", help="Prediction-log window in rows."),
+          since: str = typer.Option(None, "--since", help="Prediction-log window by time: 90s, 30m, 6h, 7d."),
           fail_on_drift: bool = typer.Option(False, "--fail-on-drift", help="Exit 3 on dataset drift."),
           config: str = ConfigOpt, as_json: bool = JsonOpt):
     """Drift of a data set or of the prediction log against the training reference."""
-    from forge.monitoring.monitor import run_drift
+    from forge.monitoring.monitor import parse_since, run_drift
 
     cfg = _cfg(config)
-    res = run_drift(cfg, current, html, last=last)
+    res = run_drift(cfg, current, html, last=last, since_s=parse_since(since) if since else None)
     _say(f"drift: {res['drifted_features']}/{res['n_features']} features drifted (share {res['drift_share']:.2f}); "
          f"dataset drift: {res['dataset_drift']}")
     if fail_on_drift and res["dataset_drift"]:
@@ -300,13 +321,25 @@ def retrain(if_drift: bool = typer.Option(False, "--if-drift", help="Only when t
                                           help="Only when the live metric (delayed labels) fell by "
                                                "retraining.performance_drop; with --if-drift: either."),
             reason: str = typer.Option(None, "--reason", help="Why (recorded in MLflow), e.g. schedule."),
+            schedule: bool = typer.Option(False, "--schedule",
+                                          help="Keep running: one check at each retraining.schedule (cron, UTC) "
+                                               "time; the local equivalent of the CronJob in kuberay/."),
+            every: float = typer.Option(None, "--every", help="With --schedule: every this many seconds instead."),
+            max_runs: int = typer.Option(None, "--max-runs", help="With --schedule: stop after this many checks."),
             config: str = ConfigOpt, as_json: bool = JsonOpt):
     """Retraining through the gate."""
     from forge.pipelines.retrain import retrain as do_retrain
 
     cfg = _cfg(config)
     _ray(cfg)
-    return do_retrain(cfg, if_drift=if_drift, reason=reason, say=_say, if_decay=if_decay)
+    if not schedule:
+        return do_retrain(cfg, if_drift=if_drift, reason=reason, say=_say, if_decay=if_decay)
+    from forge.pipelines.schedule import run_schedule
+
+    def check() -> dict:
+        return do_retrain(cfg, if_drift=if_drift, reason=reason or "schedule", say=_say, if_decay=if_decay)
+
+    return run_schedule(check, cfg.retraining.schedule, every_s=every, max_runs=max_runs, say=_say)
 
 
 @ab_app.command("report")

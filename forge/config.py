@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(Exception):
@@ -186,6 +186,15 @@ class DriftConfig(_Strict):
     method: Literal["auto", "psi"] = Field("auto", description="auto (Evidently's rule) or psi for all.")
     reference_rows: int = Field(5000, description="Rows kept as the drift reference sample.")
     window_rows: int = Field(1000, description="Prediction-log window, in rows.")
+    engine: Literal["auto", "pandas", "ray"] = Field(
+        "auto", description="How `forge drift --current FILE` reads the file: ray (Ray Data, streamed and "
+                            "summarised in bounded memory), pandas, or auto (ray for remote URIs and ray_min_mb+)."
+    )
+    ray_min_mb: float = Field(64, description="auto engine: local current data of this size or more goes to Ray Data.")
+    window_s: float | None = Field(
+        None, description="Prediction-log window by time: the records of the last this many seconds. When set, "
+                          "it applies instead of window_rows (`forge drift --since` overrides it)."
+    )
     live_interval_s: float = Field(
         30, description="Replicas recompute the live-window drift gauges at most this often (CPU off the request path)."
     )
@@ -200,13 +209,20 @@ class PredictionLogConfig(_Strict):
 class MonitoringConfig(_Strict):
     drift: DriftConfig = Field(default_factory=DriftConfig, description="Drift detection.")
     prediction_log: PredictionLogConfig = Field(default_factory=PredictionLogConfig, description="Prediction log.")
+    pushgateway: str | None = Field(
+        None, description="Prometheus Pushgateway URL (e.g. http://pushgateway:9091): batch jobs (validate, train, "
+                          "run, retrain, drift, batch) push their run and process metrics there when they end."
+    )
 
 
 class RetrainingConfig(_Strict):
     triggers: list[Literal["drift", "schedule", "performance", "manual"]] = Field(
         default_factory=lambda: ["drift", "manual"], description="What may start a retraining."
     )
-    schedule: str = Field("0 3 * * *", description="Cron schedule for scheduled retraining.")
+    schedule: str = Field(
+        "0 3 * * *", description="Cron schedule (UTC) for scheduled retraining: the CronJob in kuberay/ and "
+                                 "`forge retrain --schedule` locally."
+    )
     include_labelled: bool = Field(True, description="Add labelled recent data to the training set.")
     performance_drop: float = Field(
         0.05, description="Performance trigger: retrain when the live metric is this much worse than at test time."
@@ -223,6 +239,14 @@ class RetrainingConfig(_Strict):
         0.3, description="Share of the newest labelled rows kept out of training: the gate judges both models on them."
     )
     min_labelled: int = Field(50, description="Labelled predictions needed before the live metric counts.")
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        from forge.pipelines.schedule import cron_trigger
+
+        cron_trigger(v)  # raises ValueError naming the bad field
+        return v
 
 
 class ForgeConfig(_Strict):

@@ -74,8 +74,11 @@ def resolve_schema(cfg: ForgeConfig, scratch: Path, sample_rows: int = 5000) -> 
     return infer_schema(sample, target=cfg.data.target)
 
 
-def validate_dataset(cfg: ForgeConfig, progress=None) -> ValidationResult:
+def validate_dataset(cfg: ForgeConfig, progress=None, lineage: dict | None = None) -> ValidationResult:
     """Read, validate, quarantine and version the configured source.
+
+    Args:
+        lineage: extra manifest fields of a new version (a retraining names the data it was built from).
 
     Raises:
         DataCheckError: a dataset-level check failed (the report is written first).
@@ -84,12 +87,12 @@ def validate_dataset(cfg: ForgeConfig, progress=None) -> ValidationResult:
     stage = ws.staging() / uuid.uuid4().hex
     stage.mkdir(parents=True)
     try:
-        return _validate(cfg, ws, stage, progress)
+        return _validate(cfg, ws, stage, progress, lineage or {})
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def _validate(cfg: ForgeConfig, ws: Workspace, stage: Path, progress) -> ValidationResult:
+def _validate(cfg: ForgeConfig, ws: Workspace, stage: Path, progress, lineage: dict) -> ValidationResult:
     schema = resolve_schema(cfg, stage)
     target = cfg.data.target
     if target not in schema:
@@ -164,6 +167,7 @@ def _validate(cfg: ForgeConfig, ws: Workspace, stage: Path, progress) -> Validat
         "timestamp": cfg.data.timestamp,
         "entity": cfg.data.entity,
         "validation_report": str(report_path),
+        **lineage,
     }
     dv, created = commit_version(ws, cfg.name, version, stage / "data.parquet", manifest)
     qdir = ws.quarantine(cfg.name) / version

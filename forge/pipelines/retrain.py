@@ -14,7 +14,7 @@ import pandas as pd
 
 from forge.config import ForgeConfig
 from forge.data.ingest import validate_dataset
-from forge.data.versioning import get_version
+from forge.data.versioning import DatasetVersion, get_version
 from forge.monitoring.labels import join_labels, read_labels
 from forge.monitoring.prediction_log import read_log
 from forge.pipelines.pipeline import Say, _quiet, schema_of, train
@@ -30,6 +30,16 @@ def labelled_recent(cfg: ForgeConfig) -> pd.DataFrame:
     log = log[log["variant"] != "shadow"]
     joined = join_labels(log, read_labels(ws.labels(cfg.name)))
     return joined.rename(columns={"label": cfg.data.target})
+
+
+def original_version(ws: Workspace, name: str) -> DatasetVersion:
+    """The newest dataset that is not itself a retraining's product.
+
+    Every retraining starts again from it, so labelled rows added by one retraining are not added twice by the next.
+    """
+    dv = get_version(ws, name)
+    base = dv.manifest.get("retrain_base")
+    return get_version(ws, name, base) if base else dv
 
 
 def check_trigger(cfg: ForgeConfig, if_drift: bool, reason: str | None,
@@ -108,9 +118,10 @@ def retrain(cfg: ForgeConfig, if_drift: bool = False, reason: str | None = None,
     if not triggered:
         return {"triggered": False, "reason": why, "model_version": None, "promoted": False}
     ws = Workspace.from_config(cfg)
-    base = get_version(ws, cfg.name)
+    base = original_version(ws, cfg.name)
     schema = schema_of(base)
-    frame, schema, gate_frame = training_set(cfg, pd.read_parquet(base.snapshot), schema, say)
+    base_rows = pd.read_parquet(base.snapshot)
+    frame, schema, gate_frame = training_set(cfg, base_rows, schema, say)
     entity = cfg.data.entity if cfg.data.entity in schema else None
     staged = ws.staging() / f"retrain-{uuid.uuid4().hex[:8]}.parquet"
     frame.to_parquet(staged, index=False)
@@ -119,8 +130,10 @@ def retrain(cfg: ForgeConfig, if_drift: bool = False, reason: str | None = None,
                                        "entity": entity})
     rcfg = cfg.model_copy(update={"data": data})
     rcfg.config_path = cfg.config_path
+    # The staged file goes away; the source that lasts is the original's, with the version it was built from.
+    lineage = {"source": base.manifest["source"], "retrain_base": base.version, "rows_original": len(base_rows)}
     try:
-        v = validate_dataset(rcfg)
+        v = validate_dataset(rcfg, lineage=lineage)
     finally:
         staged.unlink(missing_ok=True)
     say(f"retrain: data version {v.dataset.version} ({v.rows_valid} rows, parent {base.version})")
