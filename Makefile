@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.forge-installed
-SYSPKGS := prometheus chromium wrk
+SYSPKGS := prometheus prometheus-pushgateway chromium wrk
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Tools and `python` inside Ray jobs resolve to the project environment.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -19,10 +19,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-# System packages the tests need (Prometheus + promtool, headless Chromium, wrk); apt-get when missing.
+# System packages the tests need (Prometheus + promtool, the Pushgateway, headless Chromium, wrk); apt-get when missing.
 sysdeps:
 	@missing=""; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	command -v prometheus-pushgateway >/dev/null || missing="$$missing prometheus-pushgateway"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	if [ -n "$$missing" ]; then \

@@ -18,6 +18,7 @@ from scipy import stats
 from scipy.spatial import distance
 
 from forge.config import DriftConfig
+from forge.monitoring.window import Current, WindowSummary
 
 
 def _numeric(s: pd.Series) -> np.ndarray:
@@ -25,42 +26,56 @@ def _numeric(s: pd.Series) -> np.ndarray:
     return v[np.isfinite(v)]
 
 
-def _freqs(ref: pd.Series, cur: pd.Series) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    r = ref.dropna().astype(str).value_counts()
-    c = cur.dropna().astype(str).value_counts()
+def _align(r: pd.Series, c: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Two value-count series over the union of their categories."""
     cats = sorted(set(r.index) | set(c.index))
-    return r.reindex(cats, fill_value=0).to_numpy(float), c.reindex(cats, fill_value=0).to_numpy(float), cats
+    return r.reindex(cats, fill_value=0).to_numpy(float), c.reindex(cats, fill_value=0).to_numpy(float)
 
 
-def psi(ref: np.ndarray, cur: np.ndarray, bins: int = 10) -> float:
+def _counts(s: pd.Series) -> pd.Series:
+    return s.dropna().astype(str).value_counts()
+
+
+def psi(ref: np.ndarray, cur: np.ndarray, bins: int = 10, cur_weights: np.ndarray | None = None) -> float:
     edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)))
     edges[0], edges[-1] = -np.inf, np.inf
     r = np.histogram(ref, edges)[0] / max(len(ref), 1)
-    c = np.histogram(cur, edges)[0] / max(len(cur), 1)
+    c = np.histogram(cur, edges, weights=cur_weights)[0]
+    c = c / max(c.sum(), 1e-12)
     r, c = np.clip(r, 1e-4, None), np.clip(c, 1e-4, None)
     return float(np.sum((c - r) * np.log(c / r)))
 
 
-def column_drift(ref: pd.Series, cur: pd.Series, kind: str, cfg: DriftConfig, ref_rows: int | None = None) -> dict:
-    """One column's test, statistic, p-value (or None), threshold and verdict."""
+def column_drift(ref: pd.Series, cur: pd.Series | Current, kind: str, cfg: DriftConfig,
+                 ref_rows: int | None = None) -> dict:
+    """One column's test, statistic, p-value (or None), threshold and verdict.
+
+    Args:
+        cur: the current values, or a window summarised with Ray Data (forge.monitoring.window).
+    """
+    cur = cur if isinstance(cur, Current) else Current(raw=cur)
     n_ref = ref_rows if ref_rows is not None else int(ref.notna().sum())
     if kind == "numeric":
-        r, c = _numeric(ref), _numeric(cur)
-        if len(r) == 0 or len(c) == 0:
+        r, (c, w) = _numeric(ref), cur.numeric()
+        if len(r) == 0 or c is None or len(c) == 0:
             return {"test": "none", "statistic": None, "p_value": None, "threshold": None, "drifted": False}
     if cfg.method == "psi":
         if kind == "numeric":
-            value = psi(r, c)
+            value = psi(r, c, cur_weights=w)
         else:
-            rf, cf, _ = _freqs(ref, cur)
+            rf, cf = _align(_counts(ref), cur.category_counts())
             rp, cp = np.clip(rf / rf.sum(), 1e-4, None), np.clip(cf / max(cf.sum(), 1), 1e-4, None)
             value = float(np.sum((cp - rp) * np.log(cp / rp)))
         return _verdict("psi", value, None, cfg.psi_threshold, value >= cfg.psi_threshold)
     if n_ref <= cfg.small_reference_rows:
+        # A summarised window brings a uniform subsample for these; against a small reference it costs no power.
         if kind == "numeric" and len(np.unique(r)) > 5:
-            res = stats.ks_2samp(r, c)
+            res = stats.ks_2samp(r, _numeric(cur.rows()))
             return _verdict("ks", res.statistic, res.pvalue, cfg.p_value, res.pvalue < cfg.p_value)
-        rf, cf, _ = _freqs(ref.astype(str) if kind == "numeric" else ref, cur.astype(str) if kind == "numeric" else cur)
+        if kind == "numeric":
+            rf, cf = _align(_counts(ref.astype(str)), _counts(cur.rows().astype(str)))
+        else:
+            rf, cf = _align(_counts(ref), cur.category_counts())
         keep = (rf + cf) > 0
         if keep.sum() < 2:
             return _verdict("chi_square", 0.0, 1.0, cfg.p_value, False)
@@ -68,9 +83,9 @@ def column_drift(ref: pd.Series, cur: pd.Series, kind: str, cfg: DriftConfig, re
         return _verdict("chi_square", chi2, p, cfg.p_value, p < cfg.p_value)
     if kind == "numeric":
         std = float(np.std(r)) or 1.0
-        value = stats.wasserstein_distance(r, c) / std
+        value = stats.wasserstein_distance(r, c, None, w) / std
         return _verdict("wasserstein", value, None, cfg.wasserstein_threshold, value >= cfg.wasserstein_threshold)
-    rf, cf, _ = _freqs(ref, cur)
+    rf, cf = _align(_counts(ref), cur.category_counts())
     value = float(distance.jensenshannon(rf / rf.sum(), cf / max(cf.sum(), 1)))
     return _verdict("jensenshannon", value, None, cfg.jensenshannon_threshold, value >= cfg.jensenshannon_threshold)
 
@@ -80,7 +95,7 @@ def _verdict(test: str, statistic, p_value, threshold, drifted) -> dict:
             "p_value": None if p_value is None else float(p_value), "threshold": threshold, "drifted": bool(drifted)}
 
 
-def detect(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[str], categorical: list[str],
+def detect(reference: pd.DataFrame, current: pd.DataFrame | WindowSummary, numeric: list[str], categorical: list[str],
            cfg: DriftConfig, ref_rows: int | None = None) -> dict:
     """Univariate drift per feature and the dataset verdict (the `forge drift --json` shape)."""
     features = {}

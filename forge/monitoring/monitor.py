@@ -15,6 +15,7 @@ from forge.monitoring.performance import estimate
 from forge.monitoring.prediction_log import read_log
 from forge.monitoring.reference import load_reference
 from forge.monitoring.report import render
+from forge.monitoring.window import large, read_current, summarise
 from forge.workspace import Workspace
 
 PREDICTION = "__prediction__"
@@ -29,18 +30,63 @@ def read_table(path: str) -> pd.DataFrame:
     return pd.read_csv(p)
 
 
-def current_window(cfg: ForgeConfig, current: str | None, last: int | None = None) -> tuple[pd.DataFrame, str]:
-    """The data to test: a file, or (current None or 'log') the last N prediction-log rows of the champion."""
+def parse_since(text: str) -> float:
+    """A duration such as 90s, 30m, 6h, 7d (or plain seconds) in seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    t = text.strip().lower()
+    try:
+        return float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
+    except ValueError:
+        raise ValueError(f"--since {text!r}: expected a duration such as 90s, 30m, 6h or 7d") from None
+
+
+def current_window(cfg: ForgeConfig, current: str | None, last: int | None = None,
+                   since_s: float | None = None) -> tuple[pd.DataFrame, str]:
+    """The data to test: a file, or (current None or 'log') a prediction-log window of the served variants.
+
+    The window is the last `last` rows, else the last `since_s` seconds (or `window_s`), else `window_rows` rows.
+    """
     if current and current != "log":
         return read_table(current), current
     folder = Workspace.from_config(cfg).predictions(cfg.name)
-    df = read_log(folder, last=last or cfg.monitoring.drift.window_rows)
-    df = df[df["variant"] != "shadow"] if "variant" in df else df
-    return df, f"prediction log ({folder}, last {len(df)} rows)"
+    since_s = None if last else (since_s or cfg.monitoring.drift.window_s)
+    start = pd.Timestamp.now(tz="UTC").tz_localize(None) - pd.Timedelta(seconds=since_s) if since_s else None
+    df = read_log(folder, since=start)
+    df = df[df["variant"] != "shadow"] if "variant" in df else df  # a shadow's answers are no served traffic
+    if start is None:
+        df = df.tail(last or cfg.monitoring.drift.window_rows).reset_index(drop=True)
+    what = f"since {start:%Y-%m-%d %H:%M:%S} UTC" if start is not None else "newest rows"
+    return df, f"prediction log ({folder}, {what}: {len(df)} rows)"
+
+
+def _on_ray(cfg: ForgeConfig, current: str | None) -> bool:
+    """A current-data file goes through Ray Data when configured so, or (auto) when it is large or remote."""
+    engine = cfg.monitoring.drift.engine
+    if not current or current == "log" or engine == "pandas":
+        return False
+    return engine == "ray" or large(current, cfg.monitoring.drift.ray_min_mb)
+
+
+def _summarised(cfg: ForgeConfig, current: str, numeric: list[str], categorical: list[str], model_uri: str):
+    """The current file summarised with Ray Data, scored by the champion on the way unless it has a score."""
+    import mlflow
+
+    from forge._runtime import init_ray
+
+    init_ray()
+    ds = read_current(current)
+    scored = "score" in ds.schema().names
+    if scored:
+        ds = ds.rename_columns({"score": PREDICTION})
+    summary = summarise(ds, numeric, categorical, None if scored else model_uri, mlflow.get_tracking_uri(),
+                        score_column=PREDICTION)
+    if summary.n_rows == 0:
+        raise ValueError(f"no current data in {current}")
+    return summary, f"{current} ({summary.n_rows} rows, summarised with Ray Data)"
 
 
 def run_drift(cfg: ForgeConfig, current: str | None = None, html_out: str | None = None,
-              multivariate: bool = True, last: int | None = None) -> dict:
+              multivariate: bool = True, last: int | None = None, since_s: float | None = None) -> dict:
     from mlflow import MlflowClient
 
     from forge.registry.registry import CHAMPION, alias_version
@@ -54,26 +100,36 @@ def run_drift(cfg: ForgeConfig, current: str | None = None, html_out: str | None
         raise FileNotFoundError(f"model {cfg.name!r} has no @champion: run `forge run` first")
     mv = client.get_model_version(cfg.name, version)
     ref, stats = load_reference(client, mv.run_id)
-    cur, label = current_window(cfg, current, last)
-    if cur.empty:
-        raise ValueError(f"no current data in {label}")
     numeric = [c for c, s in stats.items() if s["type"] == "numeric"]
     categorical = [c for c, s in stats.items() if s["type"] == "categorical"]
     n_ref = max(s["count"] + s["nulls"] for s in stats.values())
-    result = d.detect(ref, cur, numeric, categorical, cfg.monitoring.drift, n_ref)
-    model = load_forge_model(f"models:/{cfg.name}/{version}")
+    uri = f"models:/{cfg.name}/{version}"
+    model = load_forge_model(uri)
     ref_pred = model.score_value(*model.predict_raw(ref))
-    cur_pred = cur["score"].to_numpy() if "score" in cur else model.score_value(*model.predict_raw(cur))
-    result["prediction"] = d.column_drift(pd.Series(ref_pred), pd.Series(cur_pred), "numeric", cfg.monitoring.drift,
-                                          n_ref)
-    if multivariate and len(cur) >= 20:
+    if _on_ray(cfg, current):
+        cur, label = _summarised(cfg, current, numeric, categorical, uri)
+        rows = cur.sample  # raw rows for the multivariate tests, CBPE and the plots: a uniform subsample
+        if PREDICTION not in rows:
+            rows[PREDICTION] = model.score_value(*model.predict_raw(rows))
+        rows_pred = rows[PREDICTION].to_numpy()
+        cur_pred = cur[PREDICTION]
+    else:
+        cur, label = current_window(cfg, current, last, since_s)
+        if cur.empty:
+            raise ValueError(f"no current data in {label}")
+        rows = cur
+        cur_pred = rows_pred = cur["score"].to_numpy() if "score" in cur else model.score_value(*model.predict_raw(cur))
+        cur_pred = pd.Series(cur_pred)
+    result = d.detect(ref, cur, numeric, categorical, cfg.monitoring.drift, n_ref)
+    result["prediction"] = d.column_drift(pd.Series(ref_pred), cur_pred, "numeric", cfg.monitoring.drift, n_ref)
+    if multivariate and len(rows) >= 20:
         result["multivariate"] = {
-            "domain_classifier": d.domain_classifier(ref, cur, numeric, categorical),
-            "mmd": d.mmd(ref, cur, numeric) if numeric else None,
+            "domain_classifier": d.domain_classifier(ref, rows, numeric, categorical),
+            "mmd": d.mmd(ref, rows, numeric) if numeric else None,
         }
         result["multivariate"] = {k: v for k, v in result["multivariate"].items() if v}
     if model.task == "classification" and model.classes is not None and len(model.classes) == 2:
-        result["performance_estimate"] = estimate(np.asarray(cur_pred, dtype=float))
+        result["performance_estimate"] = estimate(np.asarray(rows_pred, dtype=float))
         result["performance_estimate"]["reference"] = estimate(np.asarray(ref_pred, dtype=float))
     result.update({"model_name": cfg.name, "model_version": version, "current": label})
     reports = Workspace.from_config(cfg).reports()
@@ -82,6 +138,6 @@ def run_drift(cfg: ForgeConfig, current: str | None = None, html_out: str | None
     path.write_text(json.dumps(result, indent=2, default=str))
     result["report_path"] = str(path)
     if html_out:
-        Path(html_out).write_text(render(result, ref, cur, numeric, f"Drift: {cfg.name} v{version} vs {label}"))
+        Path(html_out).write_text(render(result, ref, rows, numeric, f"Drift: {cfg.name} v{version} vs {label}"))
         result["html_path"] = str(Path(html_out).resolve())
     return result

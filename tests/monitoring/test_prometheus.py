@@ -12,7 +12,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import ROOT, free_port, require_binary, wait_ready
+from tests.conftest import ROOT, free_port, require_binary, run_cli, wait_ready
 from tests.serving.test_app import _rows
 
 pytestmark = pytest.mark.integration
@@ -37,7 +37,21 @@ def _loopback_targets(sd_file: Path, out: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def prometheus(served, tmp_path_factory, ray_session):
+def pushgateway(tmp_path_factory):
+    """A real Pushgateway (Debian prometheus-pushgateway) on loopback, where batch jobs push their metrics."""
+    binary = require_binary("prometheus-pushgateway")
+    port = free_port()
+    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    assert wait_ready(f"{url}/-/ready", 30), "pushgateway did not start"
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def prometheus(served, tmp_path_factory, ray_session, pushgateway):
     binary = require_binary("prometheus")
     folder = tmp_path_factory.mktemp("prom")
     sd = Path("/tmp/ray/prom_metrics_service_discovery.json")
@@ -47,7 +61,12 @@ def prometheus(served, tmp_path_factory, ray_session):
     _loopback_targets(sd, folder / "targets.json")
     (folder / "prometheus.yml").write_text(yaml.safe_dump({
         "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
-        "scrape_configs": [{"job_name": "ray", "file_sd_configs": [{"files": [str(folder / "targets.json")]}]}],
+        "scrape_configs": [
+            {"job_name": "ray", "file_sd_configs": [{"files": [str(folder / "targets.json")]}]},
+            # batch jobs' own job/project labels win over the gateway's, as the Pushgateway docs ask
+            {"job_name": "pushgateway", "honor_labels": True,
+             "static_configs": [{"targets": [pushgateway.removeprefix("http://")]}]},
+        ],
     }))
     port = free_port()
     proc = subprocess.Popen([binary, f"--config.file={folder / 'prometheus.yml'}",
@@ -119,3 +138,37 @@ def test_dashboards_and_rules_parse_and_use_only_scraped_names(scraped, promethe
         assert r["status"] == "success", (where, r)
         for name in set(re.findall(r"\bray_[a-zA-Z0-9_]+", expr)):
             assert name in scraped, f"{where} uses {name}, which the running app does not export"
+
+
+def _query(prom: str, expr: str) -> list[dict]:
+    return httpx.get(f"{prom}/api/v1/query", params={"query": expr}, timeout=10).json()["data"]["result"]
+
+
+def test_batch_jobs_push_run_and_process_metrics(prometheus, pushgateway, trained_project):
+    cfg, _ = trained_project
+    env = {"FORGE_MONITORING__PUSHGATEWAY": pushgateway}
+    ok = run_cli("drift", "--current", cfg.resolve(cfg.data.source), "-c", str(cfg.config_path), "--json", env=env)
+    assert ok.returncode in (0, 3), ok.stderr
+    sel = f'{{job="forge_drift",project="{cfg.name}"}}'
+
+    def scraped(expr: str, want) -> list[dict]:
+        deadline, res = time.time() + 30, []
+        while time.time() < deadline:
+            res = _query(prometheus, expr)
+            if res and want(float(res[0]["value"][1])):
+                break
+            time.sleep(1)
+        return res
+
+    assert scraped(f"forge_job_success{sel}", lambda v: v == 1), "the successful run was not scraped"
+    succeeded_at = float(_query(prometheus, f"forge_job_last_success_timestamp_seconds{sel}")[0]["value"][1])
+    assert float(_query(prometheus, f"forge_job_duration_seconds{sel}")[0]["value"][1]) > 0
+    assert float(_query(prometheus, f"process_resident_memory_bytes{sel}")[0]["value"][1]) > 50e6
+    assert float(_query(prometheus, f"process_cpu_seconds_total{sel}")[0]["value"][1]) > 0
+
+    bad = run_cli("drift", "--current", "/nonexistent/window.csv", "-c", str(cfg.config_path), env=env)
+    assert bad.returncode == 1, bad.stderr
+    assert scraped(f"forge_job_success{sel}", lambda v: v == 0), "the failed run was not scraped"
+    # a failure keeps the time of the last success: an alert can say how long a job has been failing
+    after = float(_query(prometheus, f"forge_job_last_success_timestamp_seconds{sel}")[0]["value"][1])
+    assert after == succeeded_at
