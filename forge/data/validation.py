@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from forge.config import ColumnSchema, DataChecks
 
@@ -75,10 +76,11 @@ class RowValidator:
         reasons = pd.Series([None] * n, dtype=object, index=batch.index)
         typed: dict[str, pd.Series] = {}
 
-        def mark(mask: pd.Series, msg: pd.Series | str) -> None:
+        def mark(mask: pd.Series, msg) -> None:
+            """Give rows in mask (that have none yet) a reason; msg is text or a function of those rows."""
             sel = mask & reasons.isna()
-            if sel.any():
-                reasons[sel] = msg[sel] if isinstance(msg, pd.Series) else msg
+            if sel.any():  # messages are built for the failing rows only: a clean column costs no text
+                reasons[sel] = msg(sel) if callable(msg) else msg
 
         for col, spec in self.schema.items():
             if col not in batch.columns:
@@ -87,21 +89,26 @@ class RowValidator:
                 continue
             raw = batch[col]
             textual = raw.dtype == object or pd.api.types.is_string_dtype(raw)
-            missing = raw.isna() | (raw.astype(str).str.strip() == "") if textual else raw.isna()
+            missing = raw.isna()
+            if textual and (raw.dtype == object or not missing.all()):
+                missing = missing | _blank(raw)
             val, bad = _parse(raw, spec.type, missing)
-            mark(bad, "column '" + col + "': cannot parse " + raw.astype(str) + f" as {spec.type}")
+            mark(bad, lambda m, raw=raw, col=col, t=spec.type: f"column '{col}': cannot parse " + raw[m].astype(str)
+                 + f" as {t}")
             if spec.type == "float":
                 mark(~missing & ~bad & ~np.isfinite(val.astype(float)), f"column '{col}': not a finite number")
             if not spec.nullable:
                 mark(missing, f"column '{col}': null not allowed")
             if spec.type in ("int", "float"):
                 if spec.min is not None:
-                    mark(val < spec.min, f"column '{col}': below min {spec.min:g} (got " + val.astype(str) + ")")
+                    mark(val < spec.min, lambda m, val=val, col=col, lo=spec.min:
+                         f"column '{col}': below min {lo:g} (got " + val[m].astype(str) + ")")
                 if spec.max is not None:
-                    mark(val > spec.max, f"column '{col}': above max {spec.max:g} (got " + val.astype(str) + ")")
+                    mark(val > spec.max, lambda m, val=val, col=col, hi=spec.max:
+                         f"column '{col}': above max {hi:g} (got " + val[m].astype(str) + ")")
             if spec.allowed is not None and spec.type == "str":
                 unknown = ~missing & ~val.isin(spec.allowed)
-                mark(unknown, "column '" + col + "': unknown category " + val.astype(str))
+                mark(unknown, lambda m, val=val, col=col: f"column '{col}': unknown category " + val[m].astype(str))
             typed[col] = val.where(~(bad | missing), None) if spec.type != "float" else val.where(~bad, np.nan)
         out = pd.DataFrame(typed, index=batch.index)
         bad_rows = reasons.notna()
@@ -122,7 +129,24 @@ class RowValidator:
         )
 
 
+def _blank(raw: pd.Series) -> pd.Series:
+    """Present but only whitespace (the CSV reader already turned empty fields into nulls)."""
+    if pd.api.types.is_string_dtype(raw) and raw.dtype != object:
+        arr = pa.array(raw)
+        return pd.Series(pc.equal(pc.utf8_trim_whitespace(arr), "").fill_null(False).to_numpy(zero_copy_only=False),
+                         index=raw.index)
+    return raw.astype(str).str.strip() == ""
+
+
 def _to_num(s: pd.Series) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(s) and s.dtype != bool:
+        return s.astype("float64")
+    if pd.api.types.is_string_dtype(s) and s.dtype != object:
+        # Fast path: Arrow casts a clean column at C speed; one bad value anywhere falls back to the slow path.
+        try:
+            return pd.Series(pc.cast(pa.array(s), pa.float64()).to_numpy(zero_copy_only=False), index=s.index)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
     # Through object dtype: on Arrow-backed strings to_numeric yields NaN, not NA, for junk.
     return pd.to_numeric(s.astype(object), errors="coerce").astype("float64")
 
