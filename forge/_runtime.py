@@ -34,6 +34,18 @@ def serve_defaults() -> None:
         os.environ.setdefault(key, value)
 
 
+def publish_address(gcs_address: str) -> None:
+    """Record this cluster as the machine's current one, as `ray start` does.
+
+    Code inside the cluster that uses the State API finds the cluster through that file; Ray Train's
+    placement-group cleaner is such code. With the file missing or left by an earlier cluster, a TorchTrainer
+    trial that Tune stops (ASHA) keeps its worker's CPU reserved for ever and the search hangs on 2 CPUs.
+    """
+    from ray._private.utils import write_ray_address  # no public API writes it
+
+    write_ray_address(gcs_address)
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None):
     """Connect to RAY_ADDRESS (or `address`) if given, else start a local Ray.
 
@@ -53,7 +65,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None):
         ray.init(address=address, **kwargs)
     else:
         # "local": always a fresh embedded cluster, never one that `ray start` left behind on this machine.
-        ray.init(address="local", num_cpus=num_cpus, **kwargs)
+        info = ray.init(address="local", num_cpus=num_cpus, **kwargs)
+        publish_address(info.address_info["gcs_address"])
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False

@@ -94,6 +94,21 @@ def cluster(tmp_path_factory):
     finally:
         for proc in reversed(procs):
             _stop(proc)
+        _restore_current_cluster()
+
+
+def _restore_current_cluster() -> None:
+    """`ray start` made this cluster the machine's current one; make it the session's again.
+
+    Ray Train's placement-group cleaner finds its cluster through that file: left pointing at a stopped
+    cluster, a later test's TorchTrainer trial stopped by ASHA would keep its CPU reserved for ever.
+    """
+    import ray
+
+    from forge._runtime import publish_address
+
+    if ray.is_initialized():
+        publish_address(ray.get_runtime_context().gcs_address)
 
 
 def test_pipeline_job_serve_deploy_and_batch_job_on_two_nodes(cluster, tmp_path):
