@@ -10,10 +10,23 @@ from contextlib import contextmanager
 import psutil
 
 
-class PeakRSS:
-    """Samples the summed RSS of this process and all its descendants (Ray's workers included)."""
+def _pss(p: psutil.Process) -> int:
+    try:
+        return p.memory_full_info().pss
+    except (AttributeError, psutil.AccessDenied):  # no smaps here: fall back to RSS
+        return p.memory_info().rss
 
-    def __init__(self, interval: float = 0.1):
+
+class PeakRSS:
+    """Samples the summed memory of this process and all its descendants (Ray's workers included).
+
+    PSS, not RSS: Ray's workers all map the shared-memory object store, and summing their RSS counted the
+    same pages once per worker (at 5M rows, ~0.8 GB counted 4 times). PSS splits each shared page among the
+    processes that map it, so the sum is the tree's real footprint. For a single process it equals RSS
+    minus its share of shared libraries.
+    """
+
+    def __init__(self, interval: float = 0.5):  # reading smaps costs CPU: every 0.1 s slowed a 2-core run by a third
         self.interval = interval
         self.peak = 0
         self._stop = threading.Event()
@@ -23,7 +36,7 @@ class PeakRSS:
         total = 0
         for p in [me, *me.children(recursive=True)]:
             try:
-                total += p.memory_info().rss
+                total += _pss(p)
             except psutil.Error:
                 pass
         return total

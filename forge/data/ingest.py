@@ -106,7 +106,9 @@ def _validate(cfg: ForgeConfig, ws: Workspace, stage: Path, progress, lineage: d
     examples: dict[str, list] = {}
     counts: dict[str, int] = {}
     rows_seen = 0
-    with pq.ParquetWriter(stage / "data.parquet", valid_schema) as vw, pq.ParquetWriter(
+    # Dictionary-encode the text columns only: trying it on every float column tripled the write time.
+    text = [f.name for f in valid_schema if pa.types.is_string(f.type)]
+    with pq.ParquetWriter(stage / "data.parquet", valid_schema, use_dictionary=text) as vw, pq.ParquetWriter(
         stage / QUARANTINE, _QSCHEMA
     ) as qw:
         for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
