@@ -6,6 +6,7 @@ import re
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -37,22 +38,30 @@ def _loopback_targets(sd_file: Path, out: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def pushgateway(tmp_path_factory):
+def pushgateway():
     """A real Pushgateway (Debian prometheus-pushgateway) on loopback, where batch jobs push their metrics."""
-    binary = require_binary("prometheus-pushgateway")
+    with _daemon("prometheus-pushgateway") as url:
+        yield url
+
+
+@contextmanager
+def _daemon(name: str, *args: str):
+    """A Prometheus-family server on a free loopback port, stopped afterwards; yields its URL."""
+    binary = require_binary(name)
     port = free_port()
-    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}"],
+    proc = subprocess.Popen([binary, *args, f"--web.listen-address=127.0.0.1:{port}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    assert wait_ready(f"{url}/-/ready", 30), "pushgateway did not start"
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    try:
+        assert wait_ready(f"{url}/-/ready", 30), f"{name} did not start"
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 @pytest.fixture(scope="module")
 def prometheus(served, tmp_path_factory, ray_session, pushgateway):
-    binary = require_binary("prometheus")
     folder = tmp_path_factory.mktemp("prom")
     sd = Path("/tmp/ray/prom_metrics_service_discovery.json")
     deadline = time.time() + 30
@@ -68,15 +77,9 @@ def prometheus(served, tmp_path_factory, ray_session, pushgateway):
              "static_configs": [{"targets": [pushgateway.removeprefix("http://")]}]},
         ],
     }))
-    port = free_port()
-    proc = subprocess.Popen([binary, f"--config.file={folder / 'prometheus.yml'}",
-                             f"--storage.tsdb.path={folder / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    assert wait_ready(f"{url}/-/ready", 30), "prometheus did not start"
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    with _daemon("prometheus", f"--config.file={folder / 'prometheus.yml'}",
+                 f"--storage.tsdb.path={folder / 'data'}") as url:
+        yield url
 
 
 def _names(prom: str) -> set[str]:
