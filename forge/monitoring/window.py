@@ -67,26 +67,39 @@ class WindowSummary:
         return self.n_rows
 
 
+_MODELS: dict[str, object] = {}
+
+
+def _model(uri: str, tracking_uri: str | None):
+    """The model, loaded once per worker process (Ray reuses workers across tasks)."""
+    if uri not in _MODELS:
+        import mlflow
+
+        from forge.training.packaging import load_forge_model
+
+        if tracking_uri:
+            mlflow.set_tracking_uri(tracking_uri)
+        _MODELS[uri] = load_forge_model(uri)
+    return _MODELS[uri]
+
+
 class _Summarise:
-    """Ray Data UDF: one batch -> long rows (column, key, value, weight); scores it first when a model is given."""
+    """Ray Data UDF: one batch -> long rows (column, key, value, weight); scores it first when a model is given.
+
+    A task, not an actor: an actor would hold a whole CPU for the pass, and beside a Serve replica on a 2-CPU
+    machine the pass's other tasks then waited for a CPU for ever.
+    """
 
     def __init__(self, numeric: list[str], categorical: list[str], model_uri: str | None, tracking_uri: str | None,
                  score_column: str):
         self.numeric, self.categorical, self.score_column = numeric, categorical, score_column
-        self.model = None
-        if model_uri:
-            import mlflow
-
-            from forge.training.packaging import load_forge_model
-
-            if tracking_uri:
-                mlflow.set_tracking_uri(tracking_uri)
-            self.model = load_forge_model(model_uri)
+        self.model_uri, self.tracking_uri = model_uri, tracking_uri
         self.grid = (np.arange(QUANTILES) + 0.5) / QUANTILES  # midpoints: each stands for exactly 1/Q of the mass
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        if self.model is not None:
-            batch[self.score_column] = self.model.score_value(*self.model.predict_raw(batch))
+        if self.model_uri:
+            model = _model(self.model_uri, self.tracking_uri)
+            batch[self.score_column] = model.score_value(*model.predict_raw(batch))
         cols, keys, values, weights = [ROWS], [""], [np.nan], [float(len(batch))]
         for c in self.numeric + ([self.score_column] if self.score_column in batch else []):
             if c not in batch:
@@ -116,12 +129,8 @@ def summarise(ds, numeric: list[str], categorical: list[str], model_uri: str | N
     Args:
         model_uri: score each batch with this model (into `score_column`) unless the data has it.
     """
-    udf_args = (numeric, categorical, model_uri, tracking_uri, score_column)
-    if model_uri:  # an actor holds the loaded model for every batch
-        long = ds.map_batches(_Summarise, fn_constructor_args=udf_args, batch_format="pandas", concurrency=1)
-    else:
-        long = ds.map_batches(_Summarise(*udf_args), batch_format="pandas")
-    long = long.to_pandas()
+    udf = _Summarise(numeric, categorical, model_uri, tracking_uri, score_column)
+    long = ds.map_batches(udf, batch_format="pandas").to_pandas()
     n = int(long.loc[long["column"] == ROWS, "weight"].sum())
     out = WindowSummary(n)
     for col, part in long[long["column"] != ROWS].groupby("column", sort=False):
