@@ -57,16 +57,27 @@ def test_tune_report_is_readable_afterwards(trained_project):
     assert len(df) == cfg.training.num_samples and "val_metric" in df
 
 
-def test_trials_ran_in_parallel(trained_project):
-    from ray.tune import ExperimentAnalysis
+def test_trials_run_in_parallel(trained_project, tmp_path):
+    from forge.data.versioning import get_version
+    from forge.pipelines.pipeline import schema_of
+    from forge.training.trainer import prepare, search
+    from forge.workspace import Workspace
 
-    cfg, out = trained_project
-    tags = tracking.client(cfg).get_run(out["run_id"]).data.tags
-    df = ExperimentAnalysis(tags["forge.tune_experiment"]).dataframe()
-    end = df["timestamp"].to_numpy()
+    cfg, _ = trained_project
+    c = cfg.model_copy(deep=True)
+    c.config_path = cfg.config_path
+    # trials long enough (a few seconds each) that two at once must overlap; the pipeline's own trials last
+    # a fraction of a second, less than Tune's one-second timestamps can tell apart
+    c.training.models = {"random_forest": {"n_estimators": 400, "max_depth": 16, "min_samples_leaf": 1}}
+    c.training.num_samples, c.training.max_concurrent = 4, 2
+    dv = get_version(Workspace.from_config(c), c.name)
+    grid = search(c, prepare(c, pd.read_parquet(dv.snapshot), schema_of(dv)), tmp_path)
+    df = grid.get_dataframe()
+    end = df["timestamp"].to_numpy(dtype=float)
     start = end - df["time_total_s"].to_numpy()
     overlaps = sum(1 for i in range(len(df)) for j in range(i + 1, len(df)) if start[i] < end[j] and start[j] < end[i])
-    assert overlaps >= 1
+    assert overlaps >= 1, df[["timestamp", "time_total_s", "pid"]]
+    assert df["pid"].nunique() >= 2  # two trial actors
 
 
 def test_registered_model_predicts_raw_rows_in_fresh_process(trained_project, tmp_path):
