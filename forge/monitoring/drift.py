@@ -19,21 +19,14 @@ from scipy.spatial import distance
 
 from forge.config import DriftConfig
 from forge.monitoring.window import Current, WindowSummary
-
-
-def _numeric(s: pd.Series) -> np.ndarray:
-    v = pd.to_numeric(s.astype(object), errors="coerce").to_numpy(dtype="float64")
-    return v[np.isfinite(v)]
+from forge.monitoring.window import finite as _numeric
+from forge.monitoring.window import value_counts as _counts
 
 
 def _align(r: pd.Series, c: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Two value-count series over the union of their categories."""
     cats = sorted(set(r.index) | set(c.index))
     return r.reindex(cats, fill_value=0).to_numpy(float), c.reindex(cats, fill_value=0).to_numpy(float)
-
-
-def _counts(s: pd.Series) -> pd.Series:
-    return s.dropna().astype(str).value_counts()
 
 
 def psi(ref: np.ndarray, cur: np.ndarray, bins: int = 10, cur_weights: np.ndarray | None = None) -> float:

@@ -15,19 +15,17 @@ from forge.monitoring.performance import estimate
 from forge.monitoring.prediction_log import read_log
 from forge.monitoring.reference import load_reference
 from forge.monitoring.report import render
-from forge.monitoring.window import large, read_current, summarise
+from forge.monitoring.window import file_format, large, read_current, summarise
 from forge.workspace import Workspace
 
 PREDICTION = "__prediction__"
 
 
 def read_table(path: str) -> pd.DataFrame:
-    p = Path(path)
-    if p.is_dir() or p.suffix in (".parquet", ".pq"):
-        return pd.read_parquet(p)
-    if p.suffix in (".json", ".jsonl"):
-        return pd.read_json(p, lines=True)
-    return pd.read_csv(p)
+    fmt = file_format(path)
+    if fmt == "parquet":
+        return pd.read_parquet(path)
+    return pd.read_json(path, lines=True) if fmt == "json" else pd.read_csv(path)
 
 
 def parse_since(text: str) -> float:
@@ -118,8 +116,8 @@ def run_drift(cfg: ForgeConfig, current: str | None = None, html_out: str | None
         if cur.empty:
             raise ValueError(f"no current data in {label}")
         rows = cur
-        cur_pred = rows_pred = cur["score"].to_numpy() if "score" in cur else model.score_value(*model.predict_raw(cur))
-        cur_pred = pd.Series(cur_pred)
+        rows_pred = cur["score"].to_numpy() if "score" in cur else model.score_value(*model.predict_raw(cur))
+        cur_pred = pd.Series(rows_pred)
     result = d.detect(ref, cur, numeric, categorical, cfg.monitoring.drift, n_ref)
     result["prediction"] = d.column_drift(pd.Series(ref_pred), cur_pred, "numeric", cfg.monitoring.drift, n_ref)
     if multivariate and len(rows) >= 20:

@@ -19,6 +19,28 @@ SAMPLE_ROWS = 20_000
 ROWS = "__rows__"
 
 
+def finite(s: pd.Series) -> np.ndarray:
+    """A column's finite numeric values (text parsed, junk and nulls dropped)."""
+    v = pd.to_numeric(s.astype(object), errors="coerce").to_numpy(dtype="float64")
+    return v[np.isfinite(v)]
+
+
+def value_counts(s: pd.Series) -> pd.Series:
+    """A column's non-null values counted as text."""
+    return s.dropna().astype(str).value_counts()
+
+
+def file_format(path: str) -> str:
+    """parquet, json or csv, by suffix: a folder (or a remote prefix) is Parquet, any other file CSV."""
+    from pathlib import Path
+
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    if suffix in ("parquet", "pq") or (not suffix and ("://" in path or Path(path).is_dir())):
+        return "parquet"
+    return "json" if suffix in ("json", "jsonl") else "csv"
+
+
 @dataclass
 class Current:
     """One column of the current window: raw values, or a weighted summary with a raw subsample."""
@@ -32,13 +54,12 @@ class Current:
     def numeric(self) -> tuple[np.ndarray, np.ndarray | None]:
         """(values, weights or None) of the finite values."""
         if self.raw is not None:
-            v = pd.to_numeric(self.raw.astype(object), errors="coerce").to_numpy(dtype="float64")
-            return v[np.isfinite(v)], None
+            return finite(self.raw), None
         return self.values, self.weights
 
     def category_counts(self) -> pd.Series:
         if self.raw is not None:
-            return self.raw.dropna().astype(str).value_counts()
+            return value_counts(self.raw)
         return self.counts
 
     def rows(self) -> pd.Series:
@@ -104,8 +125,7 @@ class _Summarise:
         for c in self.numeric + ([self.score_column] if self.score_column in batch else []):
             if c not in batch:
                 continue
-            v = pd.to_numeric(batch[c].astype(object), errors="coerce").to_numpy(dtype="float64")
-            v = v[np.isfinite(v)]
+            v = finite(batch[c])
             if len(v):
                 q = np.quantile(v, self.grid)
                 cols += [c] * len(q)
@@ -114,7 +134,7 @@ class _Summarise:
                 weights += [len(v) / len(q)] * len(q)
         for c in self.categorical:
             if c in batch:
-                vc = batch[c].dropna().astype(str).value_counts()
+                vc = value_counts(batch[c])
                 cols += [c] * len(vc)
                 keys += list(vc.index)
                 values += [np.nan] * len(vc)
@@ -149,12 +169,12 @@ def read_current(path: str):
     """A streaming Ray Dataset of a current-data file, folder or URI (types inferred, unlike ingestion)."""
     import ray
 
-    suffix = path.rstrip("/").rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else "parquet"
-    if suffix == "csv":
-        return ray.data.read_csv(path)
-    if suffix in ("json", "jsonl"):
+    fmt = file_format(path)
+    if fmt == "parquet":
+        return ray.data.read_parquet(path)
+    if fmt == "json":
         return ray.data.read_json(path, lines=True)
-    return ray.data.read_parquet(path)
+    return ray.data.read_csv(path)
 
 
 def large(path: str, min_mb: float) -> bool:
