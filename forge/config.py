@@ -105,6 +105,10 @@ class TrainingConfig(_Strict):
     )
     num_samples: int = Field(8, description="Trials in the search.")
     max_concurrent: int = Field(2, description="Trials run at once.")
+    trial_cpus: float = Field(
+        1.0, gt=0, description="CPUs a scikit-learn trial reserves; below 1, trials share CPUs (a small machine "
+                               "that also serves). MLP trials reserve none: their TorchTrainer worker does."
+    )
     scheduler: Literal["asha", "none"] = Field("asha", description="Early stopping for iterative families.")
     search_alg: Literal["optuna", "random"] = Field("optuna", description="Search algorithm.")
     max_epochs: int = Field(20, description="Epochs of the MLP family (ASHA's max_t).")

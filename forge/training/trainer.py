@@ -8,6 +8,7 @@ the Train worker takes one, so two concurrent trials never wait on each other.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,10 +89,10 @@ def _trial(config: dict, data: dict) -> None:
     tune.report({"val_metric": score(metric, yv, est.predict(Xv), proba, _classes(y)), "epoch": 0})
 
 
-def _trial_resources(config: dict) -> dict:
+def _trial_resources(config: dict, cpus: float = 1.0) -> dict:
     # An MLP trial only drives a TorchTrainer whose worker takes the CPU; Tune rejects an empty
     # request, so it asks for a token of memory instead of a CPU the worker would then wait for.
-    return {"cpu": 0, "memory": 1} if config.get("family") in ITERATIVE else {"cpu": 1}
+    return {"cpu": 0, "memory": 1} if config.get("family") in ITERATIVE else {"cpu": cpus}
 
 
 def _families(cfg: ForgeConfig, task: str) -> dict[str, dict]:
@@ -146,7 +147,7 @@ def search(cfg: ForgeConfig, td: TrainingData, storage: Path, callbacks: list | 
             "storage": str(storage / "train"), "use_gpu": use_gpu}
     trainable = tune.with_resources(
         tune.with_parameters(_trial, data=data),
-        _trial_resources,
+        functools.partial(_trial_resources, cpus=t.trial_cpus),
     )
     # Reusing trial actors saves ~1.5 s a trial, but an actor whose TorchTrainer trial ASHA stopped cannot be
     # reset: Tune then errors the next trial and waits forever on the stopped one (a hang seen on 2 CPUs).

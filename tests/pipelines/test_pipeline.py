@@ -66,10 +66,11 @@ def test_trials_run_in_parallel(trained_project, tmp_path):
     cfg, _ = trained_project
     c = cfg.model_copy(deep=True)
     c.config_path = cfg.config_path
-    # trials long enough (a few seconds each) that two at once must overlap; the pipeline's own trials last
-    # a fraction of a second, less than Tune's one-second timestamps can tell apart
+    # trials long enough that two at once must overlap (the pipeline's own last a fraction of a second, less
+    # than Tune's one-second timestamps tell apart); half a CPU each, because the session's Serve app holds
+    # about one of this machine's two CPUs by now
     c.training.models = {"random_forest": {"n_estimators": 400, "max_depth": 16, "min_samples_leaf": 1}}
-    c.training.num_samples, c.training.max_concurrent = 4, 2
+    c.training.num_samples, c.training.max_concurrent, c.training.trial_cpus = 4, 2, 0.5
     dv = get_version(Workspace.from_config(c), c.name)
     grid = search(c, prepare(c, pd.read_parquet(dv.snapshot), schema_of(dv)), tmp_path)
     df = grid.get_dataframe()
