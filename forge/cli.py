@@ -147,7 +147,10 @@ def init(data: str = typer.Argument(..., help="A data file to infer the schema f
     raw = {"name": name, "data": {"source": rel, "target": target}}
     cfg = ForgeConfig.model_validate(raw)
     cfg.config_path = out
-    _ray()
+    from forge.data.loading import source_format
+
+    if source_format(cfg) != "csv":  # a CSV sample is read in this process: no cluster to start
+        _ray()
     import tempfile
 
     with tempfile.TemporaryDirectory() as d:

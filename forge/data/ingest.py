@@ -8,6 +8,7 @@ process holds the whole file.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -18,16 +19,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from forge.config import ColumnSchema, ForgeConfig
-from forge.data.loading import read_dataset, source_format
-from forge.data.validation import (
-    RAW,
-    REASON,
-    DatasetStats,
-    RowValidator,
-    arrow_schema,
-    dataset_checks,
-    infer_schema,
-)
+from forge.data.csv_ranges import line_numbers
+from forge.data.loading import filesystem, read_dataset, sample, source_format
+from forge.data.rows import RAW, REASON, RowValidator, arrow_schema
+from forge.data.validation import DatasetStats, dataset_checks, infer_schema
 from forge.data.versioning import DatasetVersion, commit_version, content_version
 from forge.workspace import Workspace
 
@@ -70,8 +65,8 @@ def resolve_schema(cfg: ForgeConfig, scratch: Path, sample_rows: int = 5000) -> 
     if cfg.data.schema_:
         return cfg.data.schema_
     # Malformed lines are only skipped here; the real pass quarantines them.
-    sample = read_dataset(cfg, malformed_path=str(scratch / "sample-malformed.jsonl")).limit(sample_rows).to_pandas()
-    return infer_schema(sample, target=cfg.data.target)
+    frame = sample(cfg, sample_rows, malformed_path=str(scratch / "sample-malformed.jsonl"))
+    return infer_schema(frame, target=cfg.data.target)
 
 
 def validate_dataset(cfg: ForgeConfig, progress=None, lineage: dict | None = None) -> ValidationResult:
@@ -99,7 +94,7 @@ def _validate(cfg: ForgeConfig, ws: Workspace, stage: Path, progress, lineage: d
         raise DataCheckError(f"data.target: column {target!r} is not in the data ({', '.join(schema)})", {})
     malformed = stage / "malformed.jsonl"
     ds = read_dataset(cfg, schema, str(malformed)).map_batches(
-        RowValidator(schema), batch_format="pandas", batch_size=50_000
+        RowValidator(schema), batch_format="pyarrow", batch_size=None
     )
     valid_schema = arrow_schema(schema)
     stats = DatasetStats(columns=list(schema))
@@ -130,7 +125,7 @@ def _validate(cfg: ForgeConfig, ws: Workspace, stage: Path, progress, lineage: d
             if progress:
                 progress(rows_seen)
         if malformed.exists():
-            recs = [json.loads(line) for line in malformed.read_text().splitlines()]
+            recs = line_numbers(filesystem(cfg)[0], [json.loads(ln) for ln in malformed.read_text().splitlines()])
             qw.write_table(pa.Table.from_pylist(recs, schema=_QSCHEMA))
             _tally([r["reason"] for r in recs], counts, examples)
             rows_seen += len(recs)
@@ -174,8 +169,8 @@ def _validate(cfg: ForgeConfig, ws: Workspace, stage: Path, progress, lineage: d
     dv, created = commit_version(ws, cfg.name, version, stage / "data.parquet", manifest)
     qdir = ws.quarantine(cfg.name) / version
     qdir.mkdir(parents=True, exist_ok=True)
-    if created or not (qdir / QUARANTINE).exists():
-        shutil.move(str(stage / QUARANTINE), qdir / QUARANTINE)
+    # Like the report, the quarantine is the latest run's: the same valid rows can come with other bad ones.
+    os.replace(stage / QUARANTINE, qdir / QUARANTINE)
     return ValidationResult(dv, created, rows_seen, rows_valid, rows_seen - rows_valid, report_path,
                             qdir / QUARANTINE, report)
 

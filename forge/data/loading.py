@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import csv
 import glob
-import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import ray
 
 from forge.config import ColumnSchema, ForgeConfig
+from forge.data.csv_ranges import CSVRanges, MalformedLines, head, header, splittable
 
 _SUFFIX_FORMAT = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json", ".jsonl": "json"}
 
@@ -48,58 +48,36 @@ def filesystem(cfg: ForgeConfig) -> tuple[pafs.FileSystem | None, str]:
     return fs, path
 
 
-def _first_file(fs: pafs.FileSystem | None, path: str) -> str:
+def source_files(fs: pafs.FileSystem | None, path: str) -> list[str]:
+    """The files of a source: the file, the glob's matches, or a folder's files (not hidden ones, as Ray)."""
     fs = fs or pafs.LocalFileSystem()
     if any(ch in path for ch in "*?["):
         hits = sorted(glob.glob(path))
         if not hits:
             raise SourceError(f"data.source: no file matches {path!r}")
-        return hits[0]
+        return hits
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.NotFound:
         raise SourceError(f"data.source: {path!r} does not exist")
     if info.type == pafs.FileType.Directory:
         files = sorted(
-            f.path for f in fs.get_file_info(pafs.FileSelector(path, recursive=True)) if f.type == pafs.FileType.File
+            f.path for f in fs.get_file_info(pafs.FileSelector(path, recursive=True))
+            if f.type == pafs.FileType.File and not f.path[len(path):].lstrip("/").startswith((".", "_"))
         )
         if not files:
             raise SourceError(f"data.source: folder {path!r} is empty")
-        return files[0]
-    return path
+        return files
+    return [path]
 
 
-def csv_header(cfg: ForgeConfig) -> list[str]:
-    fs, path = filesystem(cfg)
-    first = _first_file(fs, path)
-    stream = (fs or pafs.LocalFileSystem()).open_input_stream(first)
-    line = b""
-    while not line.endswith(b"\n"):
-        chunk = stream.read(1)
-        if not chunk:
-            break
-        line += chunk
-    return next(csv.reader([line.decode().strip()]))
-
-
-class MalformedLineHandler:
-    """pyarrow's invalid_row_handler: records a malformed CSV line, then skips it.
-
-    Runs inside Ray Data's read tasks, so it appends to a file the driver reads
-    back into the quarantine; nothing is dropped silently.
-    """
-
-    def __init__(self, path: str):
-        self.path = path
-
-    def __call__(self, row: Any) -> str:
-        rec = {
-            "line": row.number,
-            "raw": row.text,
-            "reason": f"malformed CSV line: expected {row.expected_columns} columns, got {row.actual_columns}",
-        }
-        with open(self.path, "a") as f:
-            f.write(json.dumps(rec) + "\n")
-        return "skip"
+def sample(cfg: ForgeConfig, rows: int, malformed_path: str) -> pd.DataFrame:
+    """The first rows of the source (for schema inference); a plain CSV file is read here, without a Ray task."""
+    if source_format(cfg) == "csv":
+        fs, path = filesystem(cfg)
+        files = source_files(fs, path)
+        if splittable(files):
+            return head(fs or pafs.LocalFileSystem(), files[0], rows, malformed_path).to_pandas()
+    return read_dataset(cfg, malformed_path=malformed_path).limit(rows).to_pandas()
 
 
 def read_dataset(
@@ -109,6 +87,7 @@ def read_dataset(
 
     CSV columns are read as strings so that a bad value quarantines its row
     instead of failing the whole read; types are applied by the validator.
+    Plain CSV files are read in byte ranges, many tasks to a file.
     """
     fmt = source_format(cfg)
     if fmt == "sql":
@@ -120,14 +99,20 @@ def read_dataset(
             raise SourceError(f"data.source: SQLite database {db!r} does not exist")
         return ray.data.read_sql(cfg.data.query, lambda: sqlite3.connect(db))
     fs, path = filesystem(cfg)
-    _first_file(fs, path)
-    paths: str | list[str] = sorted(glob.glob(path)) if fs is None and any(c in path for c in "*?[") else path
+    files = source_files(fs, path)
+    paths: str | list[str] = files if fs is None and any(c in path for c in "*?[") else path
     kw: dict[str, Any] = {"filesystem": fs} if fs is not None else {}
     if fmt == "csv":
-        cols = csv_header(cfg)
-        parse = pacsv.ParseOptions(invalid_row_handler=MalformedLineHandler(malformed_path) if malformed_path else None)
+        if splittable(files):
+            cpus = int(ray.cluster_resources().get("CPU", 2))
+            source = CSVRanges(files, fs or pafs.LocalFileSystem(), malformed_path, cpus)
+            # One block per range: letting Ray split them stops it fusing the read with the validation.
+            return ray.data.read_datasource(source, override_num_blocks=source.num_ranges())
+        cols = header(fs or pafs.LocalFileSystem(), files[0])
+        handler = MalformedLines(malformed_path, None, 0) if malformed_path else None
         conv = pacsv.ConvertOptions(column_types={c: pa.string() for c in cols}, strings_can_be_null=True)
-        return ray.data.read_csv(paths, parse_options=parse, convert_options=conv, **kw)
+        return ray.data.read_csv(paths, parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
+                                 convert_options=conv, **kw)
     if fmt == "parquet":
         return ray.data.read_parquet(paths, **kw)
     return ray.data.read_json(paths, lines=True, **kw)

@@ -1,13 +1,12 @@
 """DataValidator: schema inference, row-level checks (quarantine) and dataset-level checks.
 
-Row checks run on Ray Data batches in pandas, vectorised per column; each bad
-row gets the first reason that applies. Dataset checks run on the running
-totals the driver accumulates while it streams the valid rows.
+Row checks live in forge/data/rows.py (Arrow kernels on Ray Data batches).
+Dataset checks run on the running totals the driver accumulates while it
+streams the valid rows.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,16 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from forge.config import ColumnSchema, DataChecks
+from forge.data.rows import HASH
 
-REASON = "_forge_reason"
-RAW = "_forge_raw"
-HASH = "_forge_hash"
-_ARROW = {"int": pa.int64(), "float": pa.float64(), "str": pa.string(), "bool": pa.bool_(), "datetime": pa.timestamp("us")}
 _MAX_CATEGORIES = 30
-
-
-def arrow_schema(schema: dict[str, ColumnSchema]) -> pa.Schema:
-    return pa.schema([(name, _ARROW[c.type]) for name, c in schema.items()])
 
 
 def infer_schema(df: pd.DataFrame, target: str | None = None) -> dict[str, ColumnSchema]:
@@ -64,80 +56,6 @@ def _looks_like_dates(s: pd.Series) -> bool:
     return len(sample) > 0 and sample.str.match(r"^\d{4}-\d{2}-\d{2}").all()
 
 
-class RowValidator:
-    """Tags each row of a batch with a quarantine reason (or null) and types its columns."""
-
-    def __init__(self, schema: dict[str, ColumnSchema]):
-        self.schema = schema
-        self.arrow = arrow_schema(schema)
-
-    def __call__(self, batch: pd.DataFrame) -> pa.Table:
-        n = len(batch)
-        reasons = pd.Series([None] * n, dtype=object, index=batch.index)
-        typed: dict[str, pd.Series] = {}
-
-        def mark(mask: pd.Series, msg) -> None:
-            """Give rows in mask (that have none yet) a reason; msg is text or a function of those rows."""
-            sel = mask & reasons.isna()
-            if sel.any():  # messages are built for the failing rows only: a clean column costs no text
-                reasons[sel] = msg(sel) if callable(msg) else msg
-
-        for col, spec in self.schema.items():
-            if col not in batch.columns:
-                typed[col] = pd.Series([None] * n, index=batch.index)
-                mark(pd.Series(True, index=batch.index), f"{col}: column missing")
-                continue
-            raw = batch[col]
-            textual = raw.dtype == object or pd.api.types.is_string_dtype(raw)
-            missing = raw.isna()
-            if textual and (raw.dtype == object or not missing.all()):
-                missing = missing | _blank(raw)
-            val, bad = _parse(raw, spec.type, missing)
-            mark(bad, lambda m, raw=raw, col=col, t=spec.type: f"column '{col}': cannot parse " + raw[m].astype(str)
-                 + f" as {t}")
-            if spec.type == "float":
-                mark(~missing & ~bad & ~np.isfinite(val.astype(float)), f"column '{col}': not a finite number")
-            if not spec.nullable:
-                mark(missing, f"column '{col}': null not allowed")
-            if spec.type in ("int", "float"):
-                if spec.min is not None:
-                    mark(val < spec.min, lambda m, val=val, col=col, lo=spec.min:
-                         f"column '{col}': below min {lo:g} (got " + val[m].astype(str) + ")")
-                if spec.max is not None:
-                    mark(val > spec.max, lambda m, val=val, col=col, hi=spec.max:
-                         f"column '{col}': above max {hi:g} (got " + val[m].astype(str) + ")")
-            if spec.allowed is not None and spec.type == "str":
-                unknown = ~missing & ~val.isin(spec.allowed)
-                mark(unknown, lambda m, val=val, col=col: f"column '{col}': unknown category " + val[m].astype(str))
-            typed[col] = val.where(~(bad | missing), None) if spec.type != "float" else val.where(~bad, np.nan)
-        out = pd.DataFrame(typed, index=batch.index)
-        bad_rows = reasons.notna()
-        raw_json = pd.Series([None] * n, dtype=object, index=batch.index)
-        if bad_rows.any():
-            raw_json[bad_rows] = [
-                json.dumps(r, default=str) for r in batch.loc[bad_rows].to_dict(orient="records")
-            ]
-            for col, spec in self.schema.items():  # quarantined rows keep their raw JSON, not typed values
-                if spec.type != "str":
-                    out.loc[bad_rows, col] = None
-        hashes = pd.util.hash_pandas_object(out, index=False).to_numpy()
-        table = pa.Table.from_pandas(out, schema=self.arrow, preserve_index=False, safe=False)
-        return (
-            table.append_column(REASON, pa.array(reasons.to_numpy(), pa.string()))
-            .append_column(RAW, pa.array(raw_json.to_numpy(), pa.string()))
-            .append_column(HASH, pa.array(hashes, pa.uint64()))
-        )
-
-
-def _blank(raw: pd.Series) -> pd.Series:
-    """Present but only whitespace (the CSV reader already turned empty fields into nulls)."""
-    if pd.api.types.is_string_dtype(raw) and raw.dtype != object:
-        arr = pa.array(raw)
-        return pd.Series(pc.equal(pc.utf8_trim_whitespace(arr), "").fill_null(False).to_numpy(zero_copy_only=False),
-                         index=raw.index)
-    return raw.astype(str).str.strip() == ""
-
-
 def _to_num(s: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(s) and s.dtype != bool:
         return s.astype("float64")
@@ -149,27 +67,6 @@ def _to_num(s: pd.Series) -> pd.Series:
             pass
     # Through object dtype: on Arrow-backed strings to_numeric yields NaN, not NA, for junk.
     return pd.to_numeric(s.astype(object), errors="coerce").astype("float64")
-
-
-def _parse(raw: pd.Series, kind: str, missing: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """(typed values, mask of present-but-unparseable values)."""
-    if kind in ("int", "float"):
-        val = _to_num(raw)
-        bad = ~missing & val.isna()
-        if kind == "int":
-            frac = ~missing & ~bad & (np.mod(val.fillna(0), 1) != 0)
-            bad = bad | frac
-        return val, bad
-    if kind == "bool":
-        lowered = raw.astype(str).str.lower()
-        val = lowered.map({"true": True, "1": True, "false": False, "0": False, "yes": True, "no": False})
-        return val, ~missing & val.isna()
-    if kind == "datetime":
-        val = pd.to_datetime(raw, errors="coerce", format="mixed", utc=False)
-        if getattr(val.dt, "tz", None) is not None:
-            val = val.dt.tz_localize(None)
-        return val, ~missing & val.isna()
-    return raw.astype(str).where(~missing, None), pd.Series(False, index=raw.index)
 
 
 @dataclass

@@ -90,3 +90,10 @@ def test_s3_against_real_server(ray_session, tmp_path, s3_server):
     assert read_dataset(cfg).count() == 40
     res = validate_dataset(cfg)
     assert res.rows_valid == 40 and res.dataset.manifest["source"].startswith("s3://")
+    # CSV on S3 is read in byte ranges too (random access through the same filesystem).
+    with fs.open_output_stream("forge-bucket/data/d.csv") as f:
+        f.write(DF.to_csv(index=False).encode() + b"41,a,1,extra\n")
+    res = validate_dataset(_cfg(tmp_path, "s3://forge-bucket/data/d.csv", extra))
+    assert (res.rows_in, res.rows_valid, res.rows_quarantined) == (41, 40, 1)
+    q = pq.read_table(res.quarantine_path).to_pylist()
+    assert q[0]["line"] == 42 and q[0]["reason"].startswith("malformed CSV line")

@@ -1,0 +1,40 @@
+"""forge/cli.py: `forge init` infers a schema a user can read and edit, and `forge validate` runs on it as written."""
+
+import json
+import time
+
+import pytest
+import yaml
+
+from forge.data.synthetic import generate
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def test_init_writes_a_config_with_the_inferred_schema_then_validate_uses_it(tmp_path):
+    generate(800, seed=3).to_csv(tmp_path / "events.csv", index=False)
+    t0 = time.perf_counter()
+    r = run_cli("init", "events.csv", "--target", "churned", "--json", cwd=tmp_path)
+    took = time.perf_counter() - t0
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1])["config_path"] == str(tmp_path / "forge.yaml")
+    cfg = yaml.safe_load((tmp_path / "forge.yaml").read_text())
+    schema = cfg["data"]["schema"]
+    assert cfg["data"]["source"] == "events.csv" and cfg["name"] == "events"
+    assert schema["churned"] == {"type": "int", "nullable": False, "min": 0.0}
+    assert schema["event_time"]["type"] == "datetime" and schema["usage_hours"]["nullable"] is True
+    assert schema["plan"]["allowed"] == sorted(set(generate(800, seed=3)["plan"]))
+    assert took < 30, f"init took {took:.1f} s: a CSV sample is read in process, with no Ray cluster to start"
+
+    r = run_cli("validate", "-c", "forge.yaml", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["rows_in"] == 800 == out["rows_valid"] + out["rows_quarantined"]
+
+
+def test_init_with_unknown_target_names_the_option(tmp_path):
+    generate(50, seed=1).to_csv(tmp_path / "events.csv", index=False)
+    r = run_cli("init", "events.csv", "--target", "nope", cwd=tmp_path)
+    assert r.returncode != 0 and "--target" in r.stderr and "nope" in r.stderr
+    assert not (tmp_path / "forge.yaml").exists()
