@@ -5,10 +5,12 @@ Exit codes: 0 ok, 1 runtime failure, 2 bad usage / config / schema, 3 a check th
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -123,6 +125,30 @@ def _ray(cfg=None):
     return init_ray()
 
 
+@contextlib.contextmanager
+def rows_progress(label: str):
+    """A live count of the rows done and their rate on stderr (drawn only on a terminal), for streaming steps.
+
+    The callback takes the rows done so far, or None when the step is over (the bar goes; what follows prints).
+    stdout is left alone: it carries --json.
+    """
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("forge {task.description}: {task.completed:,.0f} rows"),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True, redirect_stdout=False, redirect_stderr=False) as bar:
+        task = bar.add_task(label, total=None, rate="")
+        start = time.perf_counter()
+
+        def update(rows: int | None) -> None:
+            if rows is None:
+                bar.stop()
+                return
+            bar.update(task, completed=rows, rate=f"{rows / max(time.perf_counter() - start, 1e-9):,.0f} rows/s")
+
+        yield update
+
+
 def _say(msg: str) -> None:
     err.print(f"[cyan]forge[/cyan] {msg}")
 
@@ -172,7 +198,8 @@ def validate(config: str = ConfigOpt, as_json: bool = JsonOpt):
     cfg = _cfg(config)
     _ray(cfg)
     _say(f"validate: reading {cfg.data.source}")
-    res = validate_dataset(cfg, progress=lambda n: err.print(f"  {n} rows", end="\r"))
+    with rows_progress("validate") as progress:
+        res = validate_dataset(cfg, progress=progress)
     _say(f"{res.rows_valid}/{res.rows_in} valid, {res.rows_quarantined} quarantined -> {res.quarantine_path}")
     for kind, info in res.report["row_failures"].items():
         err.print(f"  {info['count']:>7}  {kind}  e.g. {info['examples'][0]}")
@@ -199,7 +226,8 @@ def run(config: str = ConfigOpt, as_json: bool = JsonOpt):
 
     cfg = _cfg(config)
     _ray(cfg)
-    return do_run(cfg, say=_say)
+    with rows_progress("validate") as progress:
+        return do_run(cfg, say=_say, progress=progress)
 
 
 def _client(cfg):

@@ -38,3 +38,20 @@ def test_init_with_unknown_target_names_the_option(tmp_path):
     r = run_cli("init", "events.csv", "--target", "nope", cwd=tmp_path)
     assert r.returncode != 0 and "--target" in r.stderr and "nope" in r.stderr
     assert not (tmp_path / "forge.yaml").exists()
+
+
+def test_rows_progress_draws_a_live_count_then_goes(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from forge import cli
+
+    out = io.StringIO()
+    monkeypatch.setattr(cli, "err", Console(file=out, force_terminal=True, width=120))
+    with cli.rows_progress("validate") as progress:
+        progress(1_000)
+        progress(250_000)
+        progress(None)  # the step is over: what prints next is not drawn over
+    text = out.getvalue()
+    assert "forge validate: 250,000 rows" in text and "rows/s" in text

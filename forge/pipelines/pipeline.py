@@ -140,10 +140,16 @@ def _evaluate(cfg: ForgeConfig, model: ForgeModel, td, ws: Workspace, run_id: st
     return report
 
 
-def run(cfg: ForgeConfig, say: Say = _quiet) -> dict:
-    """validate then train: the whole pipeline."""
+def run(cfg: ForgeConfig, say: Say = _quiet, progress=None) -> dict:
+    """validate then train: the whole pipeline.
+
+    Args:
+        progress: called with the number of rows read so far while validating, then with None.
+    """
     say(f"validate: reading {cfg.data.source}")
-    v = validate_dataset(cfg)
+    v = validate_dataset(cfg, progress=progress)
+    if progress:
+        progress(None)
     say(f"validate: {v.rows_valid}/{v.rows_in} rows valid, {v.rows_quarantined} quarantined; "
         f"data version {v.dataset.version}{'' if v.created else ' (unchanged)'}")
     return {**v.summary(), **train(cfg, v.dataset.version, say=say)}
