@@ -40,10 +40,24 @@ def publish_address(gcs_address: str) -> None:
     Code inside the cluster that uses the State API finds the cluster through that file; Ray Train's
     placement-group cleaner is such code. With the file missing or left by an earlier cluster, a TorchTrainer
     trial that Tune stops (ASHA) keeps its worker's CPU reserved for ever and the search hangs on 2 CPUs.
+    When this process ends (and its embedded cluster with it), the address it replaced is put back: a
+    short `forge` command must not leave a longer-lived cluster on the machine pointing at a dead one.
     """
-    from ray._private.utils import write_ray_address  # no public API writes it
+    import atexit
 
+    from ray._private.utils import read_ray_address, write_ray_address  # no public API writes it
+
+    previous = read_ray_address()
     write_ray_address(gcs_address)
+    if previous and previous != gcs_address:
+        atexit.register(_give_back_address, gcs_address, previous)
+
+
+def _give_back_address(ours: str, previous: str) -> None:
+    from ray._private.utils import read_ray_address, write_ray_address
+
+    if read_ray_address() == ours:  # nobody has taken it since
+        write_ray_address(previous)
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None):

@@ -12,7 +12,7 @@ from tests.conftest import run_cli
 pytestmark = pytest.mark.integration
 
 
-def test_init_writes_a_config_with_the_inferred_schema_then_validate_uses_it(tmp_path):
+def test_init_writes_a_config_with_the_inferred_schema_then_validate_uses_it(ray_session, tmp_path):
     generate(800, seed=3).to_csv(tmp_path / "events.csv", index=False)
     t0 = time.perf_counter()
     r = run_cli("init", "events.csv", "--target", "churned", "--json", cwd=tmp_path)
@@ -31,6 +31,11 @@ def test_init_writes_a_config_with_the_inferred_schema_then_validate_uses_it(tmp
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["rows_in"] == 800 == out["rows_valid"] + out["rows_quarantined"]
+    # The command's own cluster is gone: the machine's current cluster is this session's again (Ray Train's
+    # placement-group cleaner finds its cluster there; left stale, ASHA-stopped MLP trials hung the suite).
+    from ray._private.utils import read_ray_address
+
+    assert read_ray_address() == ray_session.get_runtime_context().gcs_address
 
 
 def test_init_with_unknown_target_names_the_option(tmp_path):
