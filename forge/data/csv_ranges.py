@@ -49,23 +49,26 @@ class CSVRanges(Datasource):
         total = sum(size for _, size in self.files)
         self.range_bytes = int(min(_MAX_RANGE, max(_MIN_RANGE, total / (2 * max(cpus, 1)))))
 
+    def ranges(self):
+        """(path, start, end) of every range, file by file; an empty file has none."""
+        for path, size in self.files:
+            for start in range(0, size, self.range_bytes):
+                yield path, start, min(size, start + self.range_bytes)
+
     def num_ranges(self) -> int:
-        return sum(-(-size // self.range_bytes) for _, size in self.files if size)
+        return sum(1 for _ in self.ranges())
 
     def estimate_inmemory_data_size(self) -> int:
         return sum(size for _, size in self.files)
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None, data_context=None):
-        tasks = []
-        for path, size in self.files:
-            if size == 0:
-                continue
-            columns = header(self.fs, path)
-            for start in range(0, max(size, 1), self.range_bytes):
-                end = min(size, start + self.range_bytes)
-                meta = BlockMetadata(num_rows=None, size_bytes=end - start, exec_stats=None, input_files=(path,))
-                read = partial(_read_range, self.fs, path, start, end, columns, self.malformed_path)
-                tasks.append(ReadTask(read, meta, per_task_row_limit=per_task_row_limit))
+        tasks, columns = [], {}
+        for path, start, end in self.ranges():
+            if path not in columns:
+                columns[path] = header(self.fs, path)
+            meta = BlockMetadata(num_rows=None, size_bytes=end - start, exec_stats=None, input_files=(path,))
+            read = partial(_read_range, self.fs, path, start, end, columns[path], self.malformed_path)
+            tasks.append(ReadTask(read, meta, per_task_row_limit=per_task_row_limit))
         return tasks
 
 
