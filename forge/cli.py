@@ -33,6 +33,7 @@ app.add_typer(labels_app, name="labels")
 err = Console(stderr=True, soft_wrap=True)
 ConfigOpt = typer.Option("forge.yaml", "-c", "--config", help="Path to forge.yaml.")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object as the last line of stdout.")
+StrictOpt = typer.Option(False, "--strict", help="Exit 3 on feature warnings (leakage, constant or ID-like columns).")
 
 
 class CheckFailed(Exception):
@@ -68,10 +69,15 @@ def command(fn):
             err.print(f"[red]error:[/red] {e}")
             raise typer.Exit(2) from None
         except DataCheckError as e:
+            from forge.data.validation import report_lines
+
             err.print(f"[red]data checks failed:[/red] {e}")
             for c in e.report.get("dataset_checks", []):
                 if not c["passed"]:
                     err.print(f"  {c['check']}: observed {c['observed']}, expected {c['expected']}")
+            if "rows_in" in e.report:
+                for line in report_lines(e.report):
+                    err.print(line, markup=False, highlight=False)
             if as_json:
                 print(json.dumps({"error": str(e), **{k: e.report.get(k) for k in ("rows_in", "rows_valid")}}))
             raise typer.Exit(1) from None
@@ -162,7 +168,8 @@ def init(data: str = typer.Argument(..., help="A data file to infer the schema f
          as_json: bool = JsonOpt):
     """Write a starter forge.yaml with the inferred schema."""
     from forge.config import ForgeConfig
-    from forge.data.ingest import resolve_schema
+    from forge.data.loading import source_format
+    from forge.data.profile import infer_source_schema
 
     out = Path(output).resolve()
     if out.exists():
@@ -173,25 +180,25 @@ def init(data: str = typer.Argument(..., help="A data file to infer the schema f
     raw = {"name": name, "data": {"source": rel, "target": target}}
     cfg = ForgeConfig.model_validate(raw)
     cfg.config_path = out
-    from forge.data.loading import source_format
-
-    if source_format(cfg) != "csv":  # a CSV sample is read in this process: no cluster to start
+    if source_format(cfg) != "csv":  # a small CSV file is profiled in this process: no cluster to start
         _ray()
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as d:
-        schema = resolve_schema(cfg, Path(d))
+    inferred = infer_source_schema(cfg)
+    schema = inferred.schema
     if target not in schema:
         raise ValueError(f"--target: column {target!r} is not in {data} ({', '.join(schema)})")
-    raw["data"]["schema"] = {k: v.model_dump(exclude_none=True) for k, v in schema.items()}
+    raw["data"]["schema"] = {k: v.model_dump(exclude_none=True, exclude_defaults=True) | {"type": v.type}
+                             for k, v in schema.items()}
     out.write_text(yaml.safe_dump(raw, sort_keys=False))
-    _say(f"wrote {out} ({len(schema)} columns)")
-    return {"config_path": str(out)}
+    how = "a uniform sample of" if inferred.sampled else "every one of"
+    _say(f"read {how} {inferred.rows_read} rows; wrote {out} ({len(schema)} columns)")
+    for col, note in inferred.notes.items():
+        _say(f"[yellow]column {col!r}:[/yellow] {note}")
+    return {"config_path": str(out), "rows_read": inferred.rows_read, "sampled": inferred.sampled}
 
 
 @app.command()
 @command
-def validate(config: str = ConfigOpt, as_json: bool = JsonOpt):
+def validate(config: str = ConfigOpt, as_json: bool = JsonOpt, strict: bool = StrictOpt):
     """Ingest + validate + version the configured data."""
     from forge.data.ingest import validate_dataset
 
@@ -200,10 +207,19 @@ def validate(config: str = ConfigOpt, as_json: bool = JsonOpt):
     _say(f"validate: reading {cfg.data.source}")
     with rows_progress("validate") as progress:
         res = validate_dataset(cfg, progress=progress)
-    _say(f"{res.rows_valid}/{res.rows_in} valid, {res.rows_quarantined} quarantined -> {res.quarantine_path}")
-    for kind, info in res.report["row_failures"].items():
-        err.print(f"  {info['count']:>7}  {kind}  e.g. {info['examples'][0]}")
+    _say(f"validate: data version {res.dataset.version}; quarantine -> {res.quarantine_path}")
+    _strict_check(res.report, res.summary(), strict)
     return res.summary()
+
+
+def _strict_check(report: dict, result: dict, strict: bool) -> None:
+    """Print the validation summary; with --strict, feature warnings stop the command (exit 3)."""
+    from forge.data.validation import report_lines
+
+    for line in report_lines(report):
+        err.print(line, markup=False, highlight=False)
+    if strict and report.get("warnings"):
+        raise CheckFailed(f"--strict: {len(report['warnings'])} feature warning(s); nothing was trained", result)
 
 
 @app.command()
@@ -220,14 +236,15 @@ def train(config: str = ConfigOpt, data_version: str = typer.Option(None, "--dat
 
 @app.command()
 @command
-def run(config: str = ConfigOpt, as_json: bool = JsonOpt):
+def run(config: str = ConfigOpt, as_json: bool = JsonOpt, strict: bool = StrictOpt):
     """Validate then train: the whole pipeline."""
     from forge.pipelines.pipeline import run as do_run
 
     cfg = _cfg(config)
     _ray(cfg)
     with rows_progress("validate") as progress:
-        return do_run(cfg, say=_say, progress=progress)
+        return do_run(cfg, say=_say, progress=progress,
+                      before_training=lambda v: _strict_check(v.report, v.summary(), strict))
 
 
 def _client(cfg):

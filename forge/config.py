@@ -32,16 +32,28 @@ class ColumnSchema(_Strict):
     nullable: bool = Field(True, description="Whether null values are allowed.")
     min: float | None = Field(None, description="Smallest allowed value (numeric columns).")
     max: float | None = Field(None, description="Largest allowed value (numeric columns).")
-    allowed: list[str] | None = Field(None, description="Allowed categories (string columns).")
+    allowed: list[str] | None = Field(
+        None, description="Allowed categories (string columns): a hard rule, written by a person. Other values are "
+                          "quarantined and refused with 422.")
+    categories: list[str] | None = Field(
+        None, description="Observed categories (what `forge init` saw): a profile, not a rule. A new category is "
+                          "counted, reported and drifts; it is quarantined or refused only when strict is true.")
+    strict: bool = Field(False, description="Make the observed categories a hard rule, like allowed.")
+
+    def hard_categories(self) -> list[str] | None:
+        """The categories a value must be one of, or None when any value goes."""
+        if self.allowed is not None:
+            return self.allowed
+        return self.categories if self.strict else None
 
 
 class DataChecks(_Strict):
     min_rows: int = Field(10, description="Fewest valid rows a dataset may have.")
     max_null_fraction: float = Field(0.5, description="Largest null fraction allowed in any column.")
     max_duplicate_rate: float = Field(0.5, description="Largest share of exact duplicate rows.")
-    fail_on_quarantine_rate: float = Field(
-        0.5, description="Stop the pipeline when more than this share of rows is quarantined."
-    )
+    max_quarantined_fraction: float = Field(
+        0.01, ge=0, le=1, description="Stop the run (exit 1, nothing downstream) when more than this share of the "
+                                      "rows is quarantined: a dataset that lost that much is not the data you meant.")
 
 
 class SplitConfig(_Strict):
@@ -86,6 +98,9 @@ class FeaturesConfig(_Strict):
     numeric: list[str] | None = Field(None, description="Numeric features; inferred from the schema when absent.")
     categorical: list[str] | None = Field(None, description="Categorical features; inferred when absent.")
     drop: list[str] = Field(default_factory=list, description="Columns never used as features.")
+    keep: list[str] = Field(
+        default_factory=list, description="Columns used as features even when validation finds them constant or "
+                                          "ID-like (such columns are left out otherwise).")
     derived: dict[str, str] = Field(
         default_factory=dict, description="New numeric columns as pandas expressions over columns, e.g. 'a / b'."
     )

@@ -22,9 +22,10 @@ def test_init_writes_a_config_with_the_inferred_schema_then_validate_uses_it(ray
     cfg = yaml.safe_load((tmp_path / "forge.yaml").read_text())
     schema = cfg["data"]["schema"]
     assert cfg["data"]["source"] == "events.csv" and cfg["name"] == "events"
-    assert schema["churned"] == {"type": "int", "nullable": False, "min": 0.0}
+    assert schema["churned"] == {"type": "int", "nullable": False}  # observed, not a rule: no inferred floor
     assert schema["event_time"]["type"] == "datetime" and schema["usage_hours"]["nullable"] is True
-    assert schema["plan"]["allowed"] == sorted(set(generate(800, seed=3)["plan"]))
+    assert schema["plan"]["categories"] == sorted(set(generate(800, seed=3)["plan"])) and "allowed" not in schema["plan"]
+    assert json.loads(r.stdout.strip().splitlines()[-1])["rows_read"] == 800 and "read every one of 800 rows" in r.stderr
     assert took < 30, f"init took {took:.1f} s: a CSV sample is read in process, with no Ray cluster to start"
 
     r = run_cli("validate", "-c", "forge.yaml", "--json", cwd=tmp_path)

@@ -58,6 +58,14 @@ class CSVRanges(Datasource):
     def num_ranges(self) -> int:
         return sum(1 for _ in self.ranges())
 
+    def read_here(self):
+        """Every range's table, read in this process (the same code the Ray tasks run)."""
+        columns = {}
+        for path, start, end in self.ranges():
+            if path not in columns:
+                columns[path] = header(self.fs, path)
+            yield from _read_range(self.fs, path, start, end, columns[path], self.malformed_path)
+
     def estimate_inmemory_data_size(self) -> int:
         return sum(size for _, size in self.files)
 
@@ -96,7 +104,7 @@ def _read_range(fs, path: str, start: int, end: int, columns: list[str], malform
     first = data.find(b"\n") + 1
     if first == 0 or at + first >= end:
         return [pa.table({c: pa.array([], pa.string()) for c in columns})]
-    handler = MalformedLines(malformed_path, path, at + first) if malformed_path else None
+    handler = MalformedLines(malformed_path, path, at + first)
     table = pacsv.read_csv(
         pa.py_buffer(data).slice(first),
         read_options=pacsv.ReadOptions(column_names=columns, use_threads=False),
@@ -119,10 +127,12 @@ class MalformedLines:
     byte where the parsed text began in file (0: the file's start).
     """
 
-    def __init__(self, path: str, file: str | None, offset: int):
+    def __init__(self, path: str | None, file: str | None, offset: int):
         self.path, self.file, self.offset = path, file, offset
 
     def __call__(self, row) -> str:
+        if self.path is None:  # a pass that only looks (schema inference): the validation pass records them
+            return "skip"
         rec = {"file": self.file, "offset": self.offset, "number": row.number, "raw": row.text,
                "reason": f"malformed CSV line: expected {row.expected_columns} columns, got {row.actual_columns}"}
         with open(self.path, "a") as f:

@@ -20,9 +20,11 @@ import pyarrow.parquet as pq
 
 from forge.config import ColumnSchema, ForgeConfig
 from forge.data.csv_ranges import line_numbers
-from forge.data.loading import filesystem, read_dataset, sample, source_format
+from forge.data.health import excluded_columns, feature_warnings
+from forge.data.loading import filesystem, read_dataset, source_format
+from forge.data.profile import infer_source_schema
 from forge.data.rows import RAW, REASON, RowValidator, arrow_schema
-from forge.data.validation import DatasetStats, dataset_checks, infer_schema
+from forge.data.validation import DatasetStats, dataset_checks
 from forge.data.versioning import DatasetVersion, commit_version, content_version
 from forge.workspace import Workspace
 
@@ -57,16 +59,16 @@ class ValidationResult:
             "rows_quarantined": self.rows_quarantined,
             "report_path": str(self.report_path),
             "quarantine_path": str(self.quarantine_path),
+            "quarantined_fraction": self.report.get("quarantined_fraction", 0.0),
+            "warnings": self.report.get("warnings", []),
         }
 
 
-def resolve_schema(cfg: ForgeConfig, scratch: Path, sample_rows: int = 5000) -> dict[str, ColumnSchema]:
-    """The declared schema, or one inferred from the first rows of the source."""
+def resolve_schema(cfg: ForgeConfig) -> dict[str, ColumnSchema]:
+    """The declared schema, or the profile of every row of the source (never hard rules)."""
     if cfg.data.schema_:
         return cfg.data.schema_
-    # Malformed lines are only skipped here; the real pass quarantines them.
-    frame = sample(cfg, sample_rows, malformed_path=str(scratch / "sample-malformed.jsonl"))
-    return infer_schema(frame, target=cfg.data.target)
+    return infer_source_schema(cfg).schema
 
 
 def validate_dataset(cfg: ForgeConfig, progress=None, lineage: dict | None = None) -> ValidationResult:
@@ -88,7 +90,7 @@ def validate_dataset(cfg: ForgeConfig, progress=None, lineage: dict | None = Non
 
 
 def _validate(cfg: ForgeConfig, ws: Workspace, stage: Path, progress, lineage: dict) -> ValidationResult:
-    schema = resolve_schema(cfg, stage)
+    schema = resolve_schema(cfg)
     target = cfg.data.target
     if target not in schema:
         raise DataCheckError(f"data.target: column {target!r} is not in the data ({', '.join(schema)})", {})
@@ -97,7 +99,8 @@ def _validate(cfg: ForgeConfig, ws: Workspace, stage: Path, progress, lineage: d
         RowValidator(schema), batch_format="pyarrow", batch_size=None
     )
     valid_schema = arrow_schema(schema)
-    stats = DatasetStats(columns=list(schema))
+    soft = {c: s.categories for c, s in schema.items() if s.categories is not None and s.hard_categories() is None}
+    stats = DatasetStats(columns=list(schema), categories=soft)
     examples: dict[str, list] = {}
     counts: dict[str, int] = {}
     rows_seen = 0
@@ -131,6 +134,8 @@ def _validate(cfg: ForgeConfig, ws: Workspace, stage: Path, progress, lineage: d
             rows_seen += len(recs)
     rows_valid = stats.rows_valid
     checks = dataset_checks(stats, cfg.data.checks, target, rows_seen)
+    skip = {cfg.data.timestamp, cfg.data.entity, *cfg.features.drop} - {None}
+    warnings = feature_warnings(stats.sample(list(schema)), schema, target, cfg.training.task, skip)
     schema_json = json.dumps({k: v.model_dump(exclude_none=True) for k, v in schema.items()}, sort_keys=True)
     version = content_version(schema_json, stats.sorted_hashes())
     report = {
@@ -141,7 +146,11 @@ def _validate(cfg: ForgeConfig, ws: Workspace, stage: Path, progress, lineage: d
         "rows_in": rows_seen,
         "rows_valid": rows_valid,
         "rows_quarantined": rows_seen - rows_valid,
-        "row_failures": {k: {"count": v, "examples": examples[k]} for k, v in sorted(counts.items())},
+        "quarantined_fraction": round((rows_seen - rows_valid) / rows_seen, 6) if rows_seen else 0.0,
+        "row_failures": {k: {"count": v, "examples": examples[k]}
+                         for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))},
+        "new_categories": stats.new_categories,
+        "warnings": warnings,
         "dataset_checks": checks,
         "passed": all(c["passed"] for c in checks),
         "schema": json.loads(schema_json),
@@ -164,6 +173,7 @@ def _validate(cfg: ForgeConfig, ws: Workspace, stage: Path, progress, lineage: d
         "timestamp": cfg.data.timestamp,
         "entity": cfg.data.entity,
         "validation_report": str(report_path),
+        "excluded_features": excluded_columns(warnings),
         **lineage,
     }
     dv, created = commit_version(ws, cfg.name, version, stage / "data.parquet", manifest)

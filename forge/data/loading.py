@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ def source_files(fs: pafs.FileSystem | None, path: str) -> list[str]:
     return [path]
 
 
-def sample(cfg: ForgeConfig, rows: int, malformed_path: str) -> pd.DataFrame:
+def sample(cfg: ForgeConfig, rows: int, malformed_path: str | None) -> pd.DataFrame:
     """The first rows of the source (for schema inference); a plain CSV file is read here, without a Ray task."""
     if source_format(cfg) == "csv":
         fs, path = filesystem(cfg)
@@ -78,6 +79,23 @@ def sample(cfg: ForgeConfig, rows: int, malformed_path: str) -> pd.DataFrame:
         if splittable(files):
             return head(fs or pafs.LocalFileSystem(), files[0], rows, malformed_path).to_pandas()
     return read_dataset(cfg, malformed_path=malformed_path).limit(rows).to_pandas()
+
+
+def local_csv_tables(cfg: ForgeConfig, max_bytes: int, malformed_path: str | None) -> Iterator[pa.Table] | None:
+    """The source's tables read in this process, range by range, for plain CSV of at most max_bytes; else None.
+
+    Below that size starting Ray tasks costs more than the work (issue 16: 500k rows paid seconds of fixed cost).
+    """
+    if source_format(cfg) != "csv":
+        return None
+    fs, path = filesystem(cfg)
+    files = source_files(fs, path)
+    if not splittable(files):
+        return None
+    source = CSVRanges(files, fs or pafs.LocalFileSystem(), malformed_path, cpus=1)
+    if source.estimate_inmemory_data_size() > max_bytes:
+        return None
+    return source.read_here()
 
 
 def read_dataset(
@@ -109,7 +127,7 @@ def read_dataset(
             # One block per range: letting Ray split them stops it fusing the read with the validation.
             return ray.data.read_datasource(source, override_num_blocks=source.num_ranges())
         cols = header(fs or pafs.LocalFileSystem(), files[0])
-        handler = MalformedLines(malformed_path, None, 0) if malformed_path else None
+        handler = MalformedLines(malformed_path, None, 0)
         conv = pacsv.ConvertOptions(column_types={c: pa.string() for c in cols}, strings_can_be_null=True)
         return ray.data.read_csv(paths, parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
                                  convert_options=conv, **kw)

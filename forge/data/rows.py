@@ -77,8 +77,9 @@ class RowValidator:
                 if spec.max is not None:
                     mark(pc.greater(val, spec.max), lambda i, val=val, col=col, hi=spec.max: [
                         f"column '{col}': above max {hi:g} (got {float(v)})" for v in val.take(i).to_pylist()])
-            if spec.allowed is not None and spec.type == "str":
-                known = pc.or_(pc.is_in(val, pa.array(spec.allowed, pa.string())), missing)
+            hard = spec.hard_categories()
+            if hard is not None and spec.type == "str":
+                known = pc.or_(pc.is_in(val, pa.array(hard, pa.string())), missing)
                 mark(pc.invert(known), lambda i, val=val, col=col: [
                     f"column '{col}': unknown category {v}" for v in val.take(i).to_pylist()])
             keep = pc.invert(pc.or_(bad, missing))

@@ -15,58 +15,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from forge.config import ColumnSchema, DataChecks
+from forge.data.profile import profile_table, propose_kinds, settle
 from forge.data.rows import HASH
-
-_MAX_CATEGORIES = 30
 
 
 def infer_schema(df: pd.DataFrame, target: str | None = None) -> dict[str, ColumnSchema]:
-    """Types, nullability, a non-negativity floor and low-cardinality categories from a sample."""
-    out: dict[str, ColumnSchema] = {}
-    for col in df.columns:
-        s = df[col]
-        if s.dtype == object or pd.api.types.is_string_dtype(s):
-            as_num = _to_num(s)
-            # A column of numbers with a few junk values is numeric; the junk is quarantined later.
-            if s.notna().any() and as_num.notna().sum() >= 0.99 * s.notna().sum():
-                s = as_num
-            else:
-                as_dt = pd.to_datetime(s, errors="coerce", format="mixed") if _looks_like_dates(s) else None
-                if as_dt is not None and as_dt.notna().sum() == s.notna().sum():
-                    s = as_dt
-        nullable = bool(s.isna().any()) or col != target
-        if pd.api.types.is_bool_dtype(s):
-            out[col] = ColumnSchema(type="bool", nullable=nullable)
-        elif pd.api.types.is_datetime64_any_dtype(s):
-            out[col] = ColumnSchema(type="datetime", nullable=nullable)
-        elif pd.api.types.is_numeric_dtype(s):
-            vals = s.dropna().astype("float64").to_numpy()
-            is_int = bool(len(vals)) and bool(np.all(np.mod(vals, 1) == 0))
-            floor = 0.0 if len(vals) and vals.min() >= 0 else None
-            out[col] = ColumnSchema(type="int" if is_int else "float", nullable=nullable, min=floor)
-        else:
-            cats = s.dropna().astype(str).unique()
-            allowed = sorted(cats.tolist()) if len(cats) <= _MAX_CATEGORIES and col != target else None
-            out[col] = ColumnSchema(type="str", nullable=nullable, allowed=allowed)
-    return out
+    """The observed profile of a whole frame (types, nullability, observed categories): no hard rules.
 
-
-def _looks_like_dates(s: pd.Series) -> bool:
-    sample = s.dropna().astype(str).head(20)
-    return len(sample) > 0 and sample.str.match(r"^\d{4}-\d{2}-\d{2}").all()
-
-
-def _to_num(s: pd.Series) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(s) and s.dtype != bool:
-        return s.astype("float64")
-    if pd.api.types.is_string_dtype(s) and s.dtype != object:
-        # Fast path: Arrow casts a clean column at C speed; one bad value anywhere falls back to the slow path.
-        try:
-            return pd.Series(pc.cast(pa.array(s), pa.float64()).to_numpy(zero_copy_only=False), index=s.index)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
-    # Through object dtype: on Arrow-backed strings to_numeric yields NaN, not NA, for junk.
-    return pd.to_numeric(s.astype(object), errors="coerce").astype("float64")
+    Raises:
+        SchemaInferenceError: a column whose type cannot be inferred, named with what was seen.
+    """
+    kinds = propose_kinds(df)
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    return settle(profile_table(table, kinds), target)[0]
 
 
 @dataclass
@@ -78,15 +39,51 @@ class DatasetStats:
     nulls: dict[str, int] = field(default_factory=dict)
     target_values: set = field(default_factory=set)
     hashes: list[np.ndarray] = field(default_factory=list)
+    categories: dict[str, list[str]] = field(default_factory=dict)  # observed (soft) categories per column
+    new_categories: dict[str, dict] = field(default_factory=dict)  # column -> {count, examples}
+    sample_rows: int = 20_000
+    _parts: list[pa.Table] = field(default_factory=list, repr=False)
+    _weights: list[np.ndarray] = field(default_factory=list, repr=False)  # rows each sampled row stands for
     _sorted: np.ndarray | None = field(default=None, repr=False)
 
     def add(self, table: pa.Table, target: str) -> None:
         self.rows_valid += table.num_rows
+        self._count_new_categories(table)
+        if table.num_rows:  # a bounded uniform share of every batch, for the feature-health checks
+            rng = np.random.default_rng(len(self._parts))
+            take = min(table.num_rows, self.sample_rows)
+            self._parts.append(table.take(np.sort(rng.choice(table.num_rows, take, replace=False))))
+            self._weights.append(np.full(take, table.num_rows / take))
         for col in self.columns:
             self.nulls[col] = self.nulls.get(col, 0) + table.column(col).null_count
         if len(self.target_values) < 3 and target in table.column_names:
             self.target_values.update(table.column(target).drop_null().unique().to_pylist()[:3])
         self.hashes.append(table.column(HASH).to_numpy())
+
+    def _count_new_categories(self, table: pa.Table) -> None:
+        for col, known in self.categories.items():
+            if col not in table.column_names:
+                continue
+            values = table.column(col)
+            new = pc.and_(pc.is_valid(values), pc.invert(pc.is_in(values, pa.array(known, pa.string()))))
+            hits = values.filter(new)
+            if len(hits):
+                entry = self.new_categories.setdefault(col, {"count": 0, "examples": []})
+                entry["count"] += len(hits)
+                seen = entry["examples"]
+                seen += [v for v in pc.unique(hits.combine_chunks()).slice(0, 3).to_pylist() if v not in seen]
+                del seen[3:]
+
+    def sample(self, columns: list[str]) -> pd.DataFrame:
+        """A uniform sample of at most sample_rows valid rows (each batch gave rows in proportion to its size)."""
+        if not self._parts:
+            return pd.DataFrame(columns=columns)
+        table = pa.concat_tables(self._parts).select(columns)
+        if table.num_rows > self.sample_rows:
+            weights = np.concatenate(self._weights)
+            idx = np.random.default_rng(0).choice(table.num_rows, self.sample_rows, replace=False, p=weights / weights.sum())
+            table = table.take(np.sort(idx))
+        return table.to_pandas()
 
     def sorted_hashes(self) -> np.ndarray:
         """All row hashes, sorted (once: the duplicate check and the content version both use them)."""
@@ -114,8 +111,23 @@ def dataset_checks(stats: DatasetStats, checks: DataChecks, target: str, rows_in
          "expected": f"<= {checks.max_null_fraction}"},
         {"check": "max_duplicate_rate", "passed": dup <= checks.max_duplicate_rate, "observed": round(dup, 4),
          "expected": f"<= {checks.max_duplicate_rate}"},
-        {"check": "quarantine_rate", "passed": rows_in == 0 or quarantined / rows_in <= checks.fail_on_quarantine_rate,
+        {"check": "max_quarantined_fraction",
+         "passed": rows_in == 0 or quarantined / rows_in <= checks.max_quarantined_fraction,
          "observed": round(quarantined / rows_in, 4) if rows_in else 0.0,
-         "expected": f"<= {checks.fail_on_quarantine_rate}"},
+         "expected": f"<= {checks.max_quarantined_fraction}"},
     ]
     return out
+
+
+def report_lines(report: dict, top: int = 5) -> list[str]:
+    """The validation report for a terminal: counts, the quarantined share, top reasons, new categories, warnings."""
+    lines = [f"{report['rows_valid']:,}/{report['rows_in']:,} rows valid, {report['rows_quarantined']:,} quarantined "
+             f"({report.get('quarantined_fraction', 0.0):.2%})"]
+    for kind, info in list(report.get("row_failures", {}).items())[:top]:
+        lines.append(f"  {info['count']:>9,}  {kind}  e.g. {info['examples'][0]}")
+    for col, info in report.get("new_categories", {}).items():
+        lines.append(f"  {info['count']:>9,}  column '{col}': categories not seen by `forge init` "
+                     f"(kept, counted as drift) e.g. {info['examples']}")
+    for w in report.get("warnings", []):
+        lines.append(f"  warning: {w['kind']}: {', '.join(w['columns'])}: {w['detail']}")
+    return lines

@@ -39,10 +39,14 @@ class FeatureSpec:
         return [c for c in [*self.numeric, *self.categorical] if c in used and c not in self.derived]
 
 
-def infer_spec(cfg: ForgeConfig, schema: dict[str, ColumnSchema]) -> FeatureSpec:
-    """Features from `features:` in forge.yaml, defaulting to the schema's types."""
+def infer_spec(cfg: ForgeConfig, schema: dict[str, ColumnSchema], exclude: list[str] = ()) -> FeatureSpec:
+    """Features from `features:` in forge.yaml, defaulting to the schema's types.
+
+    Args:
+        exclude: columns validation found constant or ID-like; left out unless `features.keep` names them.
+    """
     f = cfg.features
-    skip = {cfg.data.target, cfg.data.timestamp, cfg.data.entity, *f.drop} - {None}
+    skip = {cfg.data.target, cfg.data.timestamp, cfg.data.entity, *f.drop, *(set(exclude) - set(f.keep))} - {None}
     numeric = f.numeric if f.numeric is not None else [
         c for c, s in schema.items() if s.type in ("int", "float") and c not in skip
     ]

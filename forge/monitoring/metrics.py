@@ -10,7 +10,7 @@ LATENCY_BUCKETS_MS = [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500]
 SCORE_BUCKETS = [0.1 * i for i in range(1, 10)]
 NAMES = ("forge_predictions_total", "forge_prediction_errors_total", "forge_prediction_latency_ms",
          "forge_prediction_score", "forge_feature_drift_score", "forge_dataset_drift_share", "forge_model_info",
-         "forge_estimated_performance")
+         "forge_estimated_performance", "forge_unknown_category_total")
 
 
 class ForgeMetrics:
@@ -33,5 +33,9 @@ class ForgeMetrics:
         self.estimated_performance = m.Gauge(
             "forge_estimated_performance", description="Label-free (CBPE) estimate of the champion's live metric, "
             "from its calibrated probabilities over the drift window.", tag_keys=("model", "version", "metric"))
+        self.unknown_category = m.Counter(
+            "forge_unknown_category_total", description="Served values of a categorical feature that training never "
+            "saw (served: the one-hot encoding ignores them; refused only for allowed or strict columns).",
+            tag_keys=("feature",))
         self.model_info = m.Gauge("forge_model_info", description="The served model version (=1).",
                                   tag_keys=("model", "version"))

@@ -13,7 +13,7 @@ import ray
 from mlflow import MlflowClient
 
 from forge.config import ColumnSchema, ForgeConfig
-from forge.data.ingest import validate_dataset
+from forge.data.ingest import ValidationResult, validate_dataset
 from forge.data.versioning import DatasetVersion, get_version
 from forge.features.statistics import compute_statistics, save_statistics
 from forge.registry import registry as reg
@@ -48,7 +48,9 @@ def train(cfg: ForgeConfig, data_version: str | None = None, frame: pd.DataFrame
     schema = schema_of(dv)
     frame = pd.read_parquet(dv.snapshot) if frame is None else frame
     say(f"features: splitting {len(frame)} rows and fitting the transform on Ray Data")
-    td = prepare(cfg, frame, schema)
+    td = prepare(cfg, frame, schema, dv.manifest.get("excluded_features", []))
+    say(f"split: {td.split_method} ({len(td.train)} train, {len(td.val)} validation, {len(td.test)} test rows)"
+        + ("" if td.split_method == "time" else "; set data.timestamp for a split by time"))
     raw_numeric = [c for c in td.spec.numeric if c not in td.spec.derived]
     stats, reference = compute_statistics(ray.data.from_pandas(td.train), raw_numeric, td.spec.categorical,
                                           cfg.monitoring.drift.reference_rows, cfg.training.seed)
@@ -88,8 +90,11 @@ def train(cfg: ForgeConfig, data_version: str | None = None, frame: pd.DataFrame
         model = ForgeModel(td.transform, estimator, td.task, td.spec.inputs,
                            {c: schema[c].model_dump() for c in td.spec.inputs})
         report = _evaluate(cfg, model, td, ws, run_id)
+        say(f"test: {td.metric}={report['metrics'][td.metric]:.4f} against {report['baseline']['value']:.4f} "
+            f"for the trivial model ({report['baseline']['name']})")
         mlflow.log_params({"family": family, **{k: v for k, v in params.items()}})
         mlflow.log_metrics({f"test_{k}": v for k, v in report["metrics"].items()})
+        mlflow.log_metric(f"baseline_{td.metric}", report["baseline"]["value"])
         mlflow.log_metric("val_metric", float(best.metrics["val_metric"]))
         info = log_model(model, td.train)
         value = report["metrics"][td.metric]
@@ -110,7 +115,8 @@ def train(cfg: ForgeConfig, data_version: str | None = None, frame: pd.DataFrame
         say(f"gate: {'PASS' if result.passed else 'FAIL'} ({result.reason}); version {mv.version} is "
             f"{'@champion' if result.passed else '@challenger'}")
     return {"run_id": run_id, "model_name": cfg.name, "model_version": str(mv.version),
-            "metric": {"name": td.metric, "value": value}, "promoted": result.passed, "gate": result.__dict__,
+            "metric": {"name": td.metric, "value": value}, "baseline_metric": report["baseline"]["value"],
+            "split": report["split"], "promoted": result.passed, "gate": result.__dict__,
             "family": family, "data_version": dv.version, "trials": len(results), "failed_trials": len(errors)}
 
 
@@ -132,6 +138,8 @@ def _evaluate(cfg: ForgeConfig, model: ForgeModel, td, ws: Workspace, run_id: st
     slices = td.test[cfg.training.slice_column] if cfg.training.slice_column else None
     classes = np.asarray(model.classes) if model.classes is not None else None
     report = evaluation.evaluate(td.task, td.y["test"], pred, proba, classes, slices)
+    report["baseline"] = evaluation.baseline(td.metric, td.y["train"], td.y["test"], classes)
+    report["split"] = {"method": td.split_method, "train": len(td.train), "val": len(td.val), "test": len(td.test)}
     base = ws.reports() / f"evaluation-{cfg.name}-{run_id}"
     Path(f"{base}.json").write_text(json.dumps(report, indent=2, default=str))
     Path(f"{base}.html").write_text(evaluation.to_html(report, f"{cfg.name} evaluation ({run_id})"))
@@ -140,11 +148,13 @@ def _evaluate(cfg: ForgeConfig, model: ForgeModel, td, ws: Workspace, run_id: st
     return report
 
 
-def run(cfg: ForgeConfig, say: Say = _quiet, progress=None) -> dict:
+def run(cfg: ForgeConfig, say: Say = _quiet, progress=None,
+        before_training: Callable[[ValidationResult], None] | None = None) -> dict:
     """validate then train: the whole pipeline.
 
     Args:
         progress: called with the number of rows read so far while validating, then with None.
+        before_training: sees the validation result before training starts (and may stop the run by raising).
     """
     say(f"validate: reading {cfg.data.source}")
     v = validate_dataset(cfg, progress=progress)
@@ -152,4 +162,6 @@ def run(cfg: ForgeConfig, say: Say = _quiet, progress=None) -> dict:
         progress(None)
     say(f"validate: {v.rows_valid}/{v.rows_in} rows valid, {v.rows_quarantined} quarantined; "
         f"data version {v.dataset.version}{'' if v.created else ' (unchanged)'}")
+    if before_training:
+        before_training(v)
     return {**v.summary(), **train(cfg, v.dataset.version, say=say)}

@@ -17,6 +17,7 @@ from forge.config import ForgeConfig, TrafficConfig
 from forge.monitoring.metrics import ForgeMetrics
 from forge.monitoring.prediction_log import PredictionLogger
 from forge.serving.routing import assign
+from forge.serving.schemas import soft_categories, unknown_categories
 from forge.workspace import Workspace, tracking_uri
 
 TRAFFIC_TAG = "forge.traffic"
@@ -132,7 +133,8 @@ class ForgeReplica:
             run = self.client.get_run(mv.run_id)
             self.models[version] = load_forge_model(f"models:/{self.cfg.name}/{version}")
             self.meta[version] = {"run_id": mv.run_id, "data_version": mv.tags.get("forge.data_version"),
-                                  "metrics": run.data.metrics, "aliases": list(mv.aliases)}
+                                  "metrics": run.data.metrics, "aliases": list(mv.aliases),
+                                  "soft_categories": soft_categories(self.models[version].schema)}
         return self.models[version]
 
     def refresh(self) -> None:
@@ -206,6 +208,8 @@ class ForgeReplica:
             self.metrics.errors.inc(tags={"reason": "model"})
             raise
         latency = (time.perf_counter() - t0) * 1000
+        for col, n in unknown_categories(frame, self.meta[version]["soft_categories"]).items():
+            self.metrics.unknown_category.inc(n, tags={"feature": col})
         scores = model.score_value(pred, proba)
         tags = {"model": self.cfg.name, "version": version, "variant": variant.name}
         self.metrics.predictions.inc(len(rows), tags=tags)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Optional
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
+
+from forge.config import ColumnSchema
 
 
 def _number(kind: str):
@@ -17,6 +19,17 @@ def _number(kind: str):
         return v
 
     return BeforeValidator(check)
+
+
+def _one_of(allowed: list[str]):
+    known = frozenset(allowed)
+
+    def check(v: str) -> str:
+        if v not in known:
+            raise ValueError(f"unknown category {v!r}; allowed: {', '.join(sorted(known))}")
+        return v
+
+    return check
 
 
 def _boolean(v: Any) -> Any:
@@ -44,7 +57,10 @@ def instance_model(schema: dict[str, dict], name: str = "Instance", entity: str 
     fields: dict[str, Any] = {}
     for col, spec in schema.items():
         py = _TYPES[spec["type"]]
-        desc = spec["type"] + (f", allowed: {', '.join(spec['allowed'])}" if spec.get("allowed") else "")
+        hard = ColumnSchema(**spec).hard_categories() if spec["type"] == "str" else None
+        if hard is not None:  # only what a person wrote (allowed, or strict categories) is refused
+            py = Annotated[str, AfterValidator(_one_of(hard))]
+        desc = spec["type"] + (f", one of: {', '.join(hard)}" if hard is not None else "")
         kw: dict[str, Any] = {"description": desc}
         if spec["type"] in ("int", "float"):
             if spec.get("min") is not None:
@@ -86,3 +102,25 @@ class PredictResponse(BaseModel):
     model: ModelRef
     variant: str
     request_id: str
+
+
+def soft_categories(schema: dict[str, dict]) -> dict[str, frozenset]:
+    """Columns with observed (not enforced) categories: a value outside them is served and counted."""
+    out = {}
+    for col, spec in schema.items():
+        cs = ColumnSchema(**spec)
+        if cs.type == "str" and cs.categories is not None and cs.hard_categories() is None:
+            out[col] = frozenset(cs.categories)
+    return out
+
+
+def unknown_categories(frame, soft: dict[str, frozenset]) -> dict[str, int]:
+    """How many values of each soft-category column are new (for forge_unknown_category_total)."""
+    out = {}
+    for col, known in soft.items():
+        if col in frame.columns:
+            values = frame[col]
+            n = int((values.notna() & ~values.isin(known)).sum())
+            if n:
+                out[col] = n
+    return out

@@ -72,6 +72,20 @@ def evaluate(task: str, y_true, pred, proba=None, classes=None, slices: pd.Serie
     return out
 
 
+def baseline(metric: str, y_train, y_test, classes=None) -> dict:
+    """The trivial model's score on the test split: the majority class (with the training class shares as its
+    probabilities) or the training mean. What a model adds is measured against this."""
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    if classes is None:
+        pred = np.full(len(y_test), float(np.mean(y_train)))
+        return {"name": "mean", "value": score(metric, y_test, pred, None)}
+    values, counts = np.unique(y_train, return_counts=True)
+    share = dict(zip(values.tolist(), (counts / counts.sum()).tolist()))
+    proba = np.tile([share.get(c, 0.0) for c in np.asarray(classes).tolist()], (len(y_test), 1))
+    pred = np.full(len(y_test), values[np.argmax(counts)], dtype=y_train.dtype)
+    return {"name": "majority_class", "value": score(metric, y_test, pred, proba, classes)}
+
+
 def _calibration(y: np.ndarray, p: np.ndarray, bins: int = 10) -> tuple[list, list]:
     edges = np.linspace(0, 1, bins + 1)
     idx = np.clip(np.digitize(p, edges) - 1, 0, bins - 1)

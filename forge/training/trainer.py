@@ -19,6 +19,7 @@ import ray
 from ray import tune
 
 from forge.config import ColumnSchema, ForgeConfig
+from forge.data.health import infer_task
 from forge.features.engineering import FeatureSpec, FeatureTransform, infer_spec
 from forge.features.split import split_frame
 from forge.training.evaluation import default_metric, mode, score
@@ -41,21 +42,19 @@ class TrainingData:
     split_method: str
 
 
-def infer_task(y: pd.Series, schema: ColumnSchema | None) -> str:
-    if schema is not None and schema.type in ("str", "bool"):
-        return "classification"
-    n = y.nunique()
-    return "classification" if n <= 20 and (schema is None or schema.type == "int" or n <= 2) else "regression"
+def prepare(cfg: ForgeConfig, frame: pd.DataFrame, schema: dict[str, ColumnSchema],
+            exclude: list[str] = ()) -> TrainingData:
+    """Split, fit the feature transform on the training split (Ray Data), and build matrices.
 
-
-def prepare(cfg: ForgeConfig, frame: pd.DataFrame, schema: dict[str, ColumnSchema]) -> TrainingData:
-    """Split, fit the feature transform on the training split (Ray Data), and build matrices."""
+    Args:
+        exclude: columns validation found constant or ID-like (kept only when `features.keep` names them).
+    """
     target = cfg.data.target
     task = cfg.training.task or infer_task(frame[target], schema.get(target))
     sp = cfg.data.split
     splits = split_frame(frame, target, sp.val_size, cfg.training.test_size or sp.test_size, cfg.training.seed,
                          timestamp=cfg.data.timestamp, stratify=task == "classification", method=sp.method)
-    spec = infer_spec(cfg, schema)
+    spec = infer_spec(cfg, schema, exclude)
     transform = FeatureTransform(spec).fit(ray.data.from_pandas(splits.train))
     X, y = {}, {}
     for part in ("train", "val", "test"):

@@ -26,7 +26,7 @@ def _project(tmp_path, lines: list[str], extra: str = "") -> str:
     (tmp_path / "d.csv").write_text("id,amount,color,when,label\n" + "\n".join(lines) + "\n")
     cfg = tmp_path / "forge.yaml"
     cfg.write_text(f"name: t\ndata:\n  source: d.csv\n  target: label\n{SCHEMA}{extra}"
-                   "  checks: {min_rows: 2, fail_on_quarantine_rate: 0.9}\n")
+                   "  checks: {min_rows: 2, max_quarantined_fraction: 0.9}\n")
     return str(cfg)
 
 
@@ -88,8 +88,8 @@ def test_infer_schema_types_and_categories():
     df = pd.DataFrame({"a": ["1", "2", None], "b": ["1.5", "x", "2"] * 1, "c": ["u", "v", "u"],
                        "t": ["2026-01-01", "2026-01-02", None], "y": ["0", "1", "0"]})
     s = infer_schema(df, target="y")
-    assert s["a"].type == "int" and s["a"].min == 0
+    assert s["a"].type == "int" and s["a"].min is None  # an observed floor is not a rule
     assert s["b"].type == "str"  # a third of the values are not numbers
-    assert s["c"].allowed == ["u", "v"]
+    assert s["c"].categories == ["u", "v"] and s["c"].allowed is None
     assert s["t"].type == "datetime"
     assert s["y"].nullable is False

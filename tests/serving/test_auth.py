@@ -51,3 +51,26 @@ def test_alg_none_forged_and_expired_are_401():
 def test_unknown_scope_rejected_at_creation():
     with pytest.raises(ValueError, match="unknown scopes"):
         create_token(S, "x", ["root"])
+
+
+def test_request_model_refuses_only_what_a_person_wrote():
+    """Observed categories and ranges are served (and counted); allowed, strict and written bounds are 422."""
+    import pandas as pd
+    from pydantic import ValidationError
+
+    from forge.serving.schemas import instance_model, soft_categories, unknown_categories
+
+    schema = {"month": {"type": "str", "categories": ["Jan", "Feb"]},
+              "plan": {"type": "str", "allowed": ["basic", "pro"]},
+              "tier": {"type": "str", "categories": ["a"], "strict": True},
+              "temp": {"type": "float"}, "age": {"type": "int", "min": 0}}
+    Model = instance_model(schema)
+    ok = Model(month="Dec", plan="pro", tier="a", temp=-4.5, age=3)
+    assert ok.month == "Dec" and ok.temp == -4.5
+    for bad in ({"plan": "gold"}, {"tier": "b"}, {"age": -1}):
+        with pytest.raises(ValidationError):
+            Model(**{"month": "Jan", "plan": "pro", "tier": "a", "temp": 1.0, "age": 1, **bad})
+    soft = soft_categories(schema)
+    assert set(soft) == {"month"}
+    frame = pd.DataFrame({"month": ["Jan", "Dec", "Oct", None]})
+    assert unknown_categories(frame, soft) == {"month": 2}
