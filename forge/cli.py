@@ -186,8 +186,8 @@ def init(data: str = typer.Argument(..., help="A data file to infer the schema f
     schema = inferred.schema
     if target not in schema:
         raise ValueError(f"--target: column {target!r} is not in {data} ({', '.join(schema)})")
-    raw["data"]["schema"] = {k: v.model_dump(exclude_none=True, exclude_defaults=True) | {"type": v.type}
-                             for k, v in schema.items()}
+    raw["data"]["schema"] = {k: {"type": v.type, "nullable": v.nullable,
+                                 **v.model_dump(exclude_none=True, exclude_defaults=True)} for k, v in schema.items()}
     out.write_text(yaml.safe_dump(raw, sort_keys=False))
     how = "a uniform sample of" if inferred.sampled else "every one of"
     _say(f"read {how} {inferred.rows_read} rows; wrote {out} ({len(schema)} columns)")

@@ -268,9 +268,20 @@ class RetrainingConfig(_Strict):
         return v
 
 
+class ObjectStoreConfig(_Strict):
+    endpoint_url: str | None = Field(
+        None, description="S3 endpoint override for MinIO or moto (e.g. http://127.0.0.1:9000); default: "
+                          "AWS_ENDPOINT_URL, else AWS. Credentials come from the usual AWS environment variables.")
+    region: str | None = Field(None, description="S3 region; default: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1.")
+
+
 class ForgeConfig(_Strict):
     name: str = Field(description="Project name; also the registered model name.")
-    workspace: str | None = Field(None, description="Workspace folder; default .forge/ beside the config.")
+    workspace: str | None = Field(
+        None, description="Where Forge keeps its state: a folder (default .forge/ beside the config) or a URI "
+                          "(s3://bucket/prefix, gs://..., file://...).")
+    object_store: ObjectStoreConfig = Field(default_factory=ObjectStoreConfig,
+                                            description="Object-store settings for an s3:// workspace.")
     tracking_uri: str | None = Field(None, description="MLflow tracking URI; default SQLite in the workspace.")
     data: DataConfig = Field(description="Data source and validation.")
     features: FeaturesConfig = Field(default_factory=FeaturesConfig, description="Feature engineering.")

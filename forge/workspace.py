@@ -1,62 +1,94 @@
-"""Where things live under the workspace (`.forge/` beside the config by default)."""
+"""Where things live under the workspace: `.forge/` beside the config by default, or an object-store URI.
+
+Every piece of Forge's state is a `Location` under the workspace root, so the
+same forge.yaml runs on a laptop (a folder), in a Ray job or a pod (`s3://...`).
+With a remote workspace nothing is written to local disk but the prediction
+log's write-ahead segments (`local_dir`, a node-local folder) and temporary
+files that are uploaded and removed.
+"""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from forge.config import ForgeConfig
+from forge.storage import Location
 
 
 @dataclass(frozen=True)
 class Workspace:
-    root: Path
+    root: Location
+    name: str = "forge"
 
     @classmethod
     def from_config(cls, cfg: ForgeConfig) -> Workspace:
-        root = Path(cfg.resolve(cfg.workspace)) if cfg.workspace else cfg.base_dir / ".forge"
-        return cls(root.resolve())
+        uri = cfg.resolve(cfg.workspace) if cfg.workspace else str(cfg.base_dir / ".forge")
+        store = cfg.object_store
+        return cls(Location.of(uri, store.endpoint_url, store.region), cfg.name)
 
-    def _dir(self, *parts: str) -> Path:
-        p = self.root.joinpath(*parts)
-        p.mkdir(parents=True, exist_ok=True)
-        return p
+    @property
+    def is_local(self) -> bool:
+        return self.root.is_local
+
+    def _dir(self, *parts: str) -> Location:
+        loc = self.root
+        for p in parts:
+            loc = loc / p
+        return loc.mkdir()
 
     @property
     def tracking_uri(self) -> str:
-        self.root.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{self.root / 'mlflow.db'}"
+        if not self.is_local:
+            raise ValueError(f"tracking_uri: a workspace on {self.root.uri} needs an MLflow server "
+                             "(tracking_uri: http://...); SQLite cannot live in an object store")
+        self.root.mkdir()
+        return f"sqlite:///{self.root.path}/mlflow.db"
 
     @property
-    def artifact_root(self) -> Path:
+    def artifact_root(self) -> Location:
         return self._dir("mlartifacts")
 
-    def datasets(self, name: str) -> Path:
+    def datasets(self, name: str) -> Location:
         return self._dir("datasets", name)
 
-    def dataset(self, name: str, version: str) -> Path:
+    def dataset(self, name: str, version: str) -> Location:
         return self.root / "datasets" / name / version
 
-    def quarantine(self, name: str) -> Path:
+    def quarantine(self, name: str) -> Location:
         return self._dir("quarantine", name)
 
-    def reports(self) -> Path:
+    def reports(self) -> Location:
         return self._dir("reports")
 
-    def predictions(self, model: str) -> Path:
+    def predictions(self, model: str) -> Location:
         return self._dir("predictions", model)
 
-    def features(self) -> Path:
+    def features(self) -> Location:
         return self._dir("features")
 
-    def labels(self, model: str) -> Path:
+    def labels(self, model: str) -> Location:
         return self._dir("labels", model)
 
-    def tune(self) -> Path:
+    def tune(self) -> Location:
         return self._dir("tune")
 
+    def local_dir(self, *parts: str) -> Path:
+        """A folder on this node's disk: under the workspace when it is local, else under the temp folder
+        (FORGE_LOCAL_DIR overrides it: a node-local volume in a pod)."""
+        if self.is_local:
+            base = Path(self.root.path)
+        else:
+            base = Path(os.environ.get("FORGE_LOCAL_DIR") or Path(tempfile.gettempdir()) / "forge" / self.name)
+        path = base.joinpath(*parts)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     def staging(self) -> Path:
-        return self._dir("staging")
+        """Scratch space on this node for files being built before they are uploaded."""
+        return self.local_dir("staging")
 
 
 def tracking_uri(cfg: ForgeConfig) -> str:

@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,24 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     cmd = [str(exe) if exe.exists() else "forge", *args]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A moto S3 server on a loopback port (host:port), shared by the session."""
+    import sys
+    import urllib.request
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)  # nosec B310: loopback test server
+            break
+        except Exception:
+            time.sleep(0.3)
+    yield f"127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)

@@ -8,7 +8,6 @@ process holds the whole file.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from forge.data.profile import infer_source_schema
 from forge.data.rows import RAW, REASON, RowValidator, arrow_schema
 from forge.data.validation import DatasetStats, dataset_checks
 from forge.data.versioning import DatasetVersion, commit_version, content_version
+from forge.storage import Location
 from forge.workspace import Workspace
 
 QUARANTINE = "quarantine.parquet"
@@ -47,8 +47,8 @@ class ValidationResult:
     rows_in: int
     rows_valid: int
     rows_quarantined: int
-    report_path: Path
-    quarantine_path: Path
+    report_path: Location
+    quarantine_path: Location
     report: dict
 
     def summary(self) -> dict:
@@ -178,9 +178,8 @@ def _validate(cfg: ForgeConfig, ws: Workspace, stage: Path, progress, lineage: d
     }
     dv, created = commit_version(ws, cfg.name, version, stage / "data.parquet", manifest)
     qdir = ws.quarantine(cfg.name) / version
-    qdir.mkdir(parents=True, exist_ok=True)
     # Like the report, the quarantine is the latest run's: the same valid rows can come with other bad ones.
-    os.replace(stage / QUARANTINE, qdir / QUARANTINE)
+    (qdir / QUARANTINE).upload(stage / QUARANTINE)
     return ValidationResult(dv, created, rows_seen, rows_valid, rows_seen - rows_valid, report_path,
                             qdir / QUARANTINE, report)
 

@@ -16,6 +16,7 @@ import ray
 
 from forge.config import ColumnSchema, ForgeConfig
 from forge.data.csv_ranges import CSVRanges, MalformedLines, head, header, splittable
+from forge.storage import filesystem_for
 
 _SUFFIX_FORMAT = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json", ".jsonl": "json"}
 
@@ -45,8 +46,8 @@ def filesystem(cfg: ForgeConfig) -> tuple[pafs.FileSystem | None, str]:
     opts = dict(cfg.data.storage_options)
     if scheme == "s3" and opts:
         return pafs.S3FileSystem(**opts), rest
-    fs, path = pafs.FileSystem.from_uri(src)
-    return fs, path
+    # The workspace's object-store settings (endpoint, region) apply to data sources on the same store.
+    return filesystem_for(src, cfg.object_store.endpoint_url, cfg.object_store.region)
 
 
 def source_files(fs: pafs.FileSystem | None, path: str) -> list[str]:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from forge.storage import Location
 from forge.workspace import Workspace
 
 SNAPSHOT = "data.parquet"
@@ -32,15 +32,19 @@ def content_version(schema_json: str, sorted_row_hashes: np.ndarray) -> str:
 class DatasetVersion:
     name: str
     version: str
-    path: Path
+    path: Location
 
     @property
-    def snapshot(self) -> Path:
+    def snapshot(self) -> Location:
         return self.path / SNAPSHOT
 
     @property
     def manifest(self) -> dict:
         return json.loads((self.path / MANIFEST).read_text())
+
+    def read_frame(self):
+        """The valid rows of this version as a pandas frame."""
+        return self.snapshot.read_table().to_pandas()
 
     @property
     def digest(self) -> str:
@@ -63,7 +67,7 @@ def get_version(ws: Workspace, name: str, version: str | None = None) -> Dataset
         return dv
     path = ws.dataset(name, version)
     if not (path / MANIFEST).exists():
-        raise FileNotFoundError(f"dataset version {name}/{version} not found under {ws.root}")
+        raise FileNotFoundError(f"dataset version {name}/{version} not found under {ws.root.uri}")
     return DatasetVersion(name, version, path)
 
 
@@ -72,6 +76,9 @@ def commit_version(
 ) -> tuple[DatasetVersion, bool]:
     """Move a staged snapshot into place; an existing version is kept as it is.
 
+    The manifest is written last: a version is visible (get_version, LATEST) only once complete, also on an
+    object store where a crash can leave the snapshot without it.
+
     Returns:
         The version and whether it was created now.
     """
@@ -79,8 +86,7 @@ def commit_version(
     parent = latest_version(ws, name)
     created = not (dest / MANIFEST).exists()
     if created:
-        dest.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(staged_snapshot), dest / SNAPSHOT)
+        (dest / SNAPSHOT).upload(staged_snapshot)
         manifest = {
             **manifest,
             "name": name,

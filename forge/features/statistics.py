@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import ray
+
+from forge.storage import Location
 
 STATS_FILE = "feature_stats.json"
 REFERENCE_FILE = "reference.parquet"
@@ -81,12 +83,11 @@ def compute_statistics(
     return stats, sample
 
 
-def save_statistics(folder: Path, stats: dict, sample: pd.DataFrame) -> tuple[Path, Path]:
-    folder.mkdir(parents=True, exist_ok=True)
+def save_statistics(folder: Location, stats: dict, sample: pd.DataFrame) -> tuple[Location, Location]:
     (folder / STATS_FILE).write_text(json.dumps(stats, indent=2))
-    sample.to_parquet(folder / REFERENCE_FILE, index=False)
+    (folder / REFERENCE_FILE).write_table(pa.Table.from_pandas(sample, preserve_index=False))
     return folder / STATS_FILE, folder / REFERENCE_FILE
 
 
-def load_statistics(folder: Path) -> tuple[dict, pd.DataFrame]:
-    return json.loads((folder / STATS_FILE).read_text()), pd.read_parquet(folder / REFERENCE_FILE)
+def load_statistics(folder: Location) -> tuple[dict, pd.DataFrame]:
+    return json.loads((folder / STATS_FILE).read_text()), (folder / REFERENCE_FILE).read_table().to_pandas()

@@ -9,14 +9,14 @@ per bucket, so no process holds the whole table.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
+
+from forge.storage import Location, as_location
 
 _ROW = "__row"
 _T = "__t"
@@ -34,8 +34,8 @@ def _micros(col: pa.ChunkedArray | pa.Array) -> pa.Array:
 class FeatureStore:
     """Feature tables under `root` (the workspace's features/ folder)."""
 
-    def __init__(self, root: Path, buckets: int = 8):
-        self.root = Path(root)
+    def __init__(self, root: Location | Path | str, buckets: int = 8):
+        self.root = as_location(root)
         self.buckets = buckets
 
     def _meta(self, name: str) -> dict:
@@ -45,16 +45,15 @@ class FeatureStore:
         return json.loads(path.read_text())
 
     def write_table(self, name: str, df: pd.DataFrame | pa.Table, entity: str, timestamp: str,
-                    source_version: str | None = None) -> Path:
+                    source_version: str | None = None) -> Location:
         """Write (replace) a feature table from a frame of entity, timestamp and feature columns."""
         table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
         folder = self.root / name
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
+        folder.rmtree()
         b = _bucket(table.column(entity), self.buckets)
         for i in range(self.buckets):
             part = table.filter(pa.array(b == i)).sort_by([(timestamp, "ascending"), (entity, "ascending")])
-            pq.write_table(part, folder / f"bucket-{i:03d}.parquet")
+            (folder / f"bucket-{i:03d}.parquet").write_table(part)
         features = [c for c in table.column_names if c not in (entity, timestamp)]
         meta = {"entity": entity, "timestamp": timestamp, "features": features, "buckets": self.buckets,
                 "source_version": source_version, "rows": table.num_rows}
@@ -73,7 +72,7 @@ class FeatureStore:
         left = pa.Table.from_pandas(entity_rows[[ent, ts]], preserve_index=False)
         left = left.append_column(_ROW, pa.array(np.arange(left.num_rows)))
         b = _bucket(left.column(ent), meta["buckets"])
-        jobs = [(left.filter(pa.array(b == i)), str(self.root / name / f"bucket-{i:03d}.parquet"))
+        jobs = [(left.filter(pa.array(b == i)), self.root / name / f"bucket-{i:03d}.parquet")
                 for i in range(meta["buckets"]) if (b == i).any()]
         args = dict(ent=ent, ts=ts, features=features)
         import ray
@@ -90,8 +89,8 @@ class FeatureStore:
         return OnlineView.from_store(self, name)
 
 
-def _join_bucket(left: pa.Table, path: str, ent: str, ts: str, features: list[str]) -> pa.Table:
-    right = pq.read_table(path, columns=[ent, ts, *features])
+def _join_bucket(left: pa.Table, path: Location, ent: str, ts: str, features: list[str]) -> pa.Table:
+    right = path.read_table(columns=[ent, ts, *features])
     left = left.append_column(_T, _micros(left.column(ts))).sort_by(_T)
     right = right.append_column(_T, _micros(right.column(ts))).drop_columns([ts]).sort_by(_T)
     # Negative tolerance: match the latest right row at or before the left row (never the future).
@@ -112,7 +111,7 @@ class OnlineView:
         ent, ts = meta["entity"], meta["timestamp"]
         rows: dict = {}
         for i in range(meta["buckets"]):
-            t = pq.read_table(store.root / name / f"bucket-{i:03d}.parquet").to_pandas()
+            t = (store.root / name / f"bucket-{i:03d}.parquet").read_table().to_pandas()
             latest = t.sort_values(ts, kind="stable").groupby(ent, sort=False).tail(1)
             # Keys as text: a JSON request may send the id 42 or "42" for the same entity.
             rows.update({str(k): r for k, r in zip(latest[ent].tolist(),

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from forge.storage import Location, as_location
 from forge.training.evaluation import score
 
 
-def write_labels(folder: Path, labels: list[dict]) -> tuple[Path, int]:
+def write_labels(folder: Location | Path, labels: list[dict]) -> tuple[Location, int]:
     """Store [{request_id, label, row?}] as a Parquet file; returns (path, count)."""
     df = pd.DataFrame.from_records(labels)
     if df.empty or not {"request_id", "label"} <= set(df.columns):
@@ -20,8 +22,8 @@ def write_labels(folder: Path, labels: list[dict]) -> tuple[Path, int]:
     if "row" not in df:
         df["row"] = 0
     df["received"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
-    path = Path(folder) / f"labels-{int(time.time())}-{uuid.uuid4().hex[:6]}.parquet"
-    df[["request_id", "row", "label", "received"]].to_parquet(path, index=False)
+    path = as_location(folder) / f"labels-{int(time.time())}-{uuid.uuid4().hex[:6]}.parquet"
+    path.write_table(pa.Table.from_pandas(df[["request_id", "row", "label", "received"]], preserve_index=False))
     return path, len(df)
 
 
@@ -37,11 +39,11 @@ def read_label_file(path: str) -> list[dict]:
     return df.to_dict(orient="records")
 
 
-def read_labels(folder: Path) -> pd.DataFrame:
-    files = sorted(Path(folder).glob("labels-*.parquet"))
+def read_labels(folder: Location | Path) -> pd.DataFrame:
+    files = as_location(folder).glob("labels-*.parquet")
     if not files:
         return pd.DataFrame(columns=["request_id", "row", "label", "received"])
-    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True).drop_duplicates(
+    return pd.concat([f.read_table().to_pandas() for f in files], ignore_index=True).drop_duplicates(
         ["request_id", "row"], keep="last")
 
 

@@ -23,12 +23,13 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from forge.storage import Location, as_location
 
 META = ["request_id", "timestamp", "model_name", "model_version", "variant", "prediction", "score", "latency_ms"]
 
 
-def _part(folder: Path, stem: str) -> Path:
+def _part(folder: Location, stem: str) -> Location:
     return folder / f"part-{stem}.parquet"
 
 
@@ -48,17 +49,21 @@ def _to_table(records: list[dict]) -> pa.Table:
     return pa.table(cols)
 
 
-def _write_parquet(records: list[dict], final: Path) -> None:
-    table = _to_table(records)
-    tmp = final.with_suffix(".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, final)
+def _write_parquet(records: list[dict], final: Location) -> None:
+    final.write_table(_to_table(records))  # whole-object: a temporary name and a rename, or one PUT
 
 
 class PredictionLogger:
-    def __init__(self, folder: str | Path, flush_rows: int = 500, flush_interval_s: float = 2.0):
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+    """Args:
+        folder: where the Parquet parts go (the workspace's predictions/<model>/, local or an object store).
+        wal_dir: this node's folder for the write-ahead segments (default: folder, which must then be local).
+    """
+
+    def __init__(self, folder: Location | str | Path, flush_rows: int = 500, flush_interval_s: float = 2.0,
+                 wal_dir: Path | None = None):
+        self.folder = as_location(folder).mkdir()
+        self.wal_dir = Path(wal_dir) if wal_dir is not None else Path(self.folder)
+        self.wal_dir.mkdir(parents=True, exist_ok=True)
         self.flush_rows = flush_rows
         self.flush_interval_s = flush_interval_s
         self._buf: list[dict] = []
@@ -68,7 +73,7 @@ class PredictionLogger:
         self._prefix = f"{int(time.time())}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self._seq = 0
         self.written = 0
-        self.recovered = recover(self.folder)
+        self.recovered = recover(self.wal_dir, self.folder)
         self._wal = self._open_segment()
         self._thread = threading.Thread(target=self._loop, name="forge-prediction-log", daemon=True)
         self._thread.start()
@@ -77,7 +82,7 @@ class PredictionLogger:
         return f"{self._prefix}-{seq:06d}"
 
     def _open_segment(self) -> tuple:
-        final = self.folder / f"wal-{self._stem(self._seq + 1)}.jsonl"
+        final = self.wal_dir / f"wal-{self._stem(self._seq + 1)}.jsonl"
         tmp = final.with_suffix(".new")
         f = open(tmp, "a", encoding="utf-8")  # noqa: SIM115
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held while this process lives
@@ -126,10 +131,12 @@ class PredictionLogger:
         self._wal[0].close()
 
 
-def recover(folder: Path) -> int:
-    """Turn the write-ahead segments of dead writers into Parquet; returns the records recovered."""
+def recover(wal_dir: Path, folder: Location | None = None) -> int:
+    """Turn the write-ahead segments of dead writers in wal_dir into Parquet parts in folder (default wal_dir);
+    returns the records recovered."""
+    folder = as_location(folder if folder is not None else wal_dir)
     n = 0
-    for wal in sorted(folder.glob("wal-*.jsonl")):
+    for wal in sorted(Path(wal_dir).glob("wal-*.jsonl")):
         try:
             f = open(wal, encoding="utf-8")  # noqa: SIM115
         except FileNotFoundError:
@@ -149,12 +156,13 @@ def recover(folder: Path) -> int:
                     n += len(records)
         wal.unlink(missing_ok=True)
     return n
-def read_log(folder: str | Path, last: int | None = None, since: pd.Timestamp | None = None) -> pd.DataFrame:
+def read_log(folder: Location | str | Path, last: int | None = None, since: pd.Timestamp | None = None
+             ) -> pd.DataFrame:
     """The prediction log (optionally the last N records or those since a time), oldest first."""
-    files = sorted(Path(folder).glob("part-*.parquet"))
+    files = as_location(folder).glob("part-*.parquet")
     if not files:
         return pd.DataFrame(columns=META)
-    df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True).sort_values("timestamp", kind="stable")
+    df = pd.concat([f.read_table().to_pandas() for f in files], ignore_index=True).sort_values("timestamp", kind="stable")
     if since is not None:
         df = df[pd.to_datetime(df["timestamp"]) >= since]
     if last is not None:

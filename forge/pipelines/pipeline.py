@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -46,7 +45,7 @@ def train(cfg: ForgeConfig, data_version: str | None = None, frame: pd.DataFrame
     ws = Workspace.from_config(cfg)
     dv = get_version(ws, cfg.name, data_version)
     schema = schema_of(dv)
-    frame = pd.read_parquet(dv.snapshot) if frame is None else frame
+    frame = dv.read_frame() if frame is None else frame
     say(f"features: splitting {len(frame)} rows and fitting the transform on Ray Data")
     td = prepare(cfg, frame, schema, dv.manifest.get("excluded_features", []))
     say(f"split: {td.split_method} ({len(td.train)} train, {len(td.val)} validation, {len(td.test)} test rows)"
@@ -65,9 +64,9 @@ def train(cfg: ForgeConfig, data_version: str | None = None, frame: pd.DataFrame
                          "forge.split": td.split_method, **(extra_tags or {})})
         tracking.log_dataset_input(td.train, dv.manifest["source"], cfg.data.target, cfg.name, dv.version, "training")
         tracking.log_dataset_input(td.test, dv.manifest["source"], cfg.data.target, cfg.name, dv.version, "test")
-        mlflow.log_artifact(dv.manifest["validation_report"], "validation")
-        mlflow.log_artifact(str(stats_path), "features")
-        mlflow.log_artifact(str(ref_path), "features")
+        tracking.log_artifact(ws.reports() / f"validation-{cfg.name}-{dv.version}.json", "validation")
+        tracking.log_artifact(stats_path, "features")
+        tracking.log_artifact(ref_path, "features")
         from ray.air.integrations.mlflow import MLflowLoggerCallback
 
         callback = MLflowLoggerCallback(tracking_uri=tracking_uri(cfg), experiment_name=cfg.name,
@@ -82,10 +81,10 @@ def train(cfg: ForgeConfig, data_version: str | None = None, frame: pd.DataFrame
         best = results.get_best_result(metric="val_metric", mode=evaluation.mode(td.metric), filter_nan_and_inf=True)
         table = results.get_dataframe()
         table_path = ws.reports() / f"tune-{cfg.name}-{run_id}.csv"
-        table.to_csv(table_path, index=False)
-        mlflow.log_artifact(str(table_path), "tune")
+        table_path.write_text(table.to_csv(index=False))
+        tracking.log_artifact(table_path, "tune")
         mlflow.set_tag("forge.tune_experiment", str(results.experiment_path))
-        family, params, estimator = fit_best(td, best, cfg.training.seed)
+        family, params, estimator = fit_best(td, best, cfg.training.seed, fs=ws.tune().fs)
         say(f"best: {family} {json.dumps(params, default=str)} val {td.metric}={best.metrics['val_metric']:.4f}")
         model = ForgeModel(td.transform, estimator, td.task, td.spec.inputs,
                            {c: schema[c].model_dump() for c in td.spec.inputs})
@@ -100,8 +99,8 @@ def train(cfg: ForgeConfig, data_version: str | None = None, frame: pd.DataFrame
         value = report["metrics"][td.metric]
         mv = mlflow.register_model(info.model_uri, cfg.name, tags={
             "forge.data_version": dv.version, "forge.metric": f"{td.metric}={value:.4f}", "forge.family": family,
-            "forge.validation_report": dv.manifest["validation_report"], "forge.manifest": str(dv.path / "manifest.json"),
-            "forge.stats": str(stats_dir)})
+            "forge.validation_report": dv.manifest["validation_report"], "forge.manifest": (dv.path / "manifest.json").uri,
+            "forge.stats": stats_dir.uri})
         champ_version = reg.alias_version(client, cfg.name, reg.CHAMPION)
         champion = load_forge_model(f"models:/{cfg.name}@{reg.CHAMPION}") if champ_version else None
         judged = gate_frame if gate_frame is not None and len(gate_frame) else td.test
@@ -140,11 +139,11 @@ def _evaluate(cfg: ForgeConfig, model: ForgeModel, td, ws: Workspace, run_id: st
     report = evaluation.evaluate(td.task, td.y["test"], pred, proba, classes, slices)
     report["baseline"] = evaluation.baseline(td.metric, td.y["train"], td.y["test"], classes)
     report["split"] = {"method": td.split_method, "train": len(td.train), "val": len(td.val), "test": len(td.test)}
-    base = ws.reports() / f"evaluation-{cfg.name}-{run_id}"
-    Path(f"{base}.json").write_text(json.dumps(report, indent=2, default=str))
-    Path(f"{base}.html").write_text(evaluation.to_html(report, f"{cfg.name} evaluation ({run_id})"))
-    mlflow.log_artifact(f"{base}.json", "evaluation")
-    mlflow.log_artifact(f"{base}.html", "evaluation")
+    base = f"evaluation-{cfg.name}-{run_id}"
+    (ws.reports() / f"{base}.json").write_text(json.dumps(report, indent=2, default=str))
+    (ws.reports() / f"{base}.html").write_text(evaluation.to_html(report, f"{cfg.name} evaluation ({run_id})"))
+    tracking.log_artifact(ws.reports() / f"{base}.json", "evaluation")
+    tracking.log_artifact(ws.reports() / f"{base}.html", "evaluation")
     return report
 
 

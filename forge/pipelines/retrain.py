@@ -11,6 +11,7 @@ import uuid
 
 import mlflow
 import pandas as pd
+import pyarrow as pa
 
 from forge.config import ForgeConfig
 from forge.data.ingest import validate_dataset
@@ -120,13 +121,14 @@ def retrain(cfg: ForgeConfig, if_drift: bool = False, reason: str | None = None,
     ws = Workspace.from_config(cfg)
     base = original_version(ws, cfg.name)
     schema = schema_of(base)
-    base_rows = pd.read_parquet(base.snapshot)
+    base_rows = base.read_frame()
     frame, schema, gate_frame = training_set(cfg, base_rows, schema, say)
     entity = cfg.data.entity if cfg.data.entity in schema else None
-    staged = ws.staging() / f"retrain-{uuid.uuid4().hex[:8]}.parquet"
-    frame.to_parquet(staged, index=False)
+    # Staged in the workspace, so Ray Data's tasks on any node can read it.
+    staged = ws.root / "staging" / f"retrain-{uuid.uuid4().hex[:8]}.parquet"
+    staged.write_table(pa.Table.from_pandas(frame, preserve_index=False))
     split = cfg.data.split.model_copy(update={"method": cfg.retraining.split_method})
-    data = cfg.data.model_copy(update={"source": str(staged), "format": "parquet", "schema_": schema, "split": split,
+    data = cfg.data.model_copy(update={"source": staged.uri, "format": "parquet", "schema_": schema, "split": split,
                                        "entity": entity})
     rcfg = cfg.model_copy(update={"data": data})
     rcfg.config_path = cfg.config_path
@@ -135,7 +137,7 @@ def retrain(cfg: ForgeConfig, if_drift: bool = False, reason: str | None = None,
     try:
         v = validate_dataset(rcfg, lineage=lineage)
     finally:
-        staged.unlink(missing_ok=True)
+        staged.unlink()
     say(f"retrain: data version {v.dataset.version} ({v.rows_valid} rows, parent {base.version})")
     tags = {"forge.retrain.trigger": why, "forge.retrain.parent_data_version": base.version}
     if drift:

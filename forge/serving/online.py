@@ -7,7 +7,7 @@ Values the request does carry win over stored ones.
 
 from __future__ import annotations
 
-from pathlib import Path
+import pyarrow.fs as pafs
 
 from forge.config import ForgeConfig
 from forge.features.store import FeatureStore, OnlineView
@@ -32,13 +32,11 @@ class OnlineFeatures:
         self.view: OnlineView | None = None
         self.maybe_reload()
 
-    def _meta_path(self) -> Path:
-        return self.store.root / self.table / "meta.json"
-
     def maybe_reload(self) -> bool:
         """Load the table again if it was rewritten since the last load; True when it did."""
-        path = self._meta_path()
-        stamp = path.stat().st_mtime if path.exists() else None
+        path = self.store.root / self.table / "meta.json"
+        info = path.fs.get_file_info(path.path)
+        stamp = info.mtime if info.type != pafs.FileType.NotFound else None
         if stamp == self._stamp:
             return False
         self.view = self.store.online(self.table) if stamp is not None else None

@@ -18,6 +18,7 @@ from forge.monitoring.metrics import ForgeMetrics
 from forge.monitoring.prediction_log import PredictionLogger
 from forge.serving.routing import assign
 from forge.serving.schemas import soft_categories, unknown_categories
+from forge.storage import as_location
 from forge.workspace import Workspace, tracking_uri
 
 TRAFFIC_TAG = "forge.traffic"
@@ -80,9 +81,11 @@ class ForgeReplica:
         self.client = _client(self.cfg)
         self.metrics = ForgeMetrics()
         log_cfg = self.cfg.monitoring.prediction_log
-        folder = self.cfg.resolve(log_cfg.path) if log_cfg.path else Workspace.from_config(self.cfg).predictions(
-            self.cfg.name)
-        self.logger = PredictionLogger(folder, log_cfg.flush_rows, log_cfg.flush_interval_s)
+        ws = Workspace.from_config(self.cfg)
+        folder = as_location(self.cfg.resolve(log_cfg.path)) if log_cfg.path else ws.predictions(self.cfg.name)
+        # Object stores have no append and no lock: the write-ahead segments stay on this node's disk.
+        wal = None if folder.is_local else ws.local_dir("wal", self.cfg.name)
+        self.logger = PredictionLogger(folder, log_cfg.flush_rows, log_cfg.flush_interval_s, wal_dir=wal)
         self.models: dict[str, object] = {}
         self.meta: dict[str, dict] = {}
         self._configured_traffic = self.cfg.serving.traffic

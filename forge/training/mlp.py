@@ -12,9 +12,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow.fs as pafs
 import ray
 import torch
 
+from forge.storage import Location, as_location, ray_storage
 from forge.training.evaluation import score
 from forge.training.models import TorchMLPModel, make_mlp
 
@@ -85,7 +87,7 @@ def _val_score(fitted: TorchMLPModel, metric, X, y, task, classes) -> float:
 
 def fit_mlp(
     X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray, params: dict, *, task: str, metric: str,
-    max_epochs: int, storage: Path, name: str, use_gpu: bool = False, callbacks: list | None = None,
+    max_epochs: int, storage: Location | Path, name: str, use_gpu: bool = False, callbacks: list | None = None,
     max_failures: int = 2, num_workers: int = 1, epoch_sleep: float = 0.0, progress_file: str | None = None,
 ):
     """Train with TorchTrainer; returns (TorchMLPModel from the last checkpoint, ray.train.Result)."""
@@ -113,17 +115,24 @@ def fit_mlp(
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu),
         datasets={"train": ds},
         run_config=RunConfig(
-            name=name, storage_path=str(storage), callbacks=callbacks or [],
+            name=name, callbacks=callbacks or [], **ray_storage(as_location(storage)),
             failure_config=FailureConfig(max_failures=max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=1),
         ),
     )
     result = trainer.fit()
-    return load_mlp_checkpoint(result.checkpoint.path, task, classes, y_mean, y_std), result
+    return load_mlp_checkpoint(result.checkpoint.path, task, classes, y_mean, y_std,
+                               fs=result.checkpoint.filesystem), result
 
 
-def load_mlp_checkpoint(path: str, task: str, classes, y_mean: float = 0.0, y_std: float = 1.0) -> TorchMLPModel:
-    state = torch.load(Path(path) / CKPT, weights_only=False)
+def load_mlp_checkpoint(path: str, task: str, classes, y_mean: float = 0.0, y_std: float = 1.0,
+                        fs=None) -> TorchMLPModel:
+    """The MLP of a checkpoint folder on fs (the local disk by default; an object store when Tune's storage is)."""
+    import io
+
+    blob = (Location(fs or pafs.LocalFileSystem(), str(path), "" if fs is None or isinstance(
+        fs, pafs.LocalFileSystem) else "remote") / CKPT).read_bytes()
+    state = torch.load(io.BytesIO(blob), weights_only=False)
     module = make_mlp(state["n_in"], state["n_out"], state["arch"]["hidden"], state["arch"]["layers"])
     module.load_state_dict(state["model"])
     return TorchMLPModel(module, task, np.asarray(classes) if task == "classification" else None, y_mean, y_std)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 
 from forge.config import ForgeConfig
+from forge.storage import Location
 from forge.workspace import Workspace, tracking_uri
 
 
@@ -20,9 +23,19 @@ def setup(cfg: ForgeConfig) -> str:
     exp = mlflow.get_experiment_by_name(cfg.name)
     if exp is not None:
         return exp.experiment_id
-    # Local artifacts live in the workspace; a server chooses its own artifact store.
-    location = Workspace.from_config(cfg).artifact_root.as_uri() if not cfg.tracking_uri else None
-    return mlflow.create_experiment(cfg.name, artifact_location=location)
+    return mlflow.create_experiment(cfg.name, artifact_location=_artifact_location(cfg, uri))
+
+
+def _artifact_location(cfg: ForgeConfig, uri: str) -> str | None:
+    """Artifacts live in the workspace (a folder or the object store); a server chooses its own (proxied to S3)."""
+    if uri.startswith(("http://", "https://")):
+        return None
+    root = Workspace.from_config(cfg).artifact_root
+    if root.is_local:
+        return Path(root.path).as_uri()
+    if cfg.object_store.endpoint_url:  # MLflow's S3 client reads its endpoint from here
+        os.environ.setdefault("MLFLOW_S3_ENDPOINT_URL", cfg.object_store.endpoint_url)
+    return root.uri
 
 
 def client(cfg: ForgeConfig):
@@ -55,3 +68,13 @@ def log_dataset_input(df: pd.DataFrame, source: str, target: str, name: str, dig
     """Record the data version as an MLflow dataset input (digest = the Forge data version)."""
     ds = mlflow.data.from_pandas(df, source=source, targets=target, name=name, digest=digest)
     mlflow.log_input(ds, context=context)
+
+
+def log_artifact(location: Location | str, artifact_path: str) -> None:
+    """Log a workspace file (local or on an object store) as an artifact of the active run."""
+    loc = location if isinstance(location, Location) else Location.of(str(location))
+    if loc.is_local:
+        mlflow.log_artifact(loc.path, artifact_path)
+        return
+    with tempfile.TemporaryDirectory() as d:
+        mlflow.log_artifact(str(loc.download(Path(d) / loc.name)), artifact_path)

@@ -22,6 +22,7 @@ from forge.config import ColumnSchema, ForgeConfig
 from forge.data.health import infer_task
 from forge.features.engineering import FeatureSpec, FeatureTransform, infer_spec
 from forge.features.split import split_frame
+from forge.storage import Location, as_location, ray_storage
 from forge.training.evaluation import default_metric, mode, score
 from forge.training.mlp import fit_mlp, load_mlp_checkpoint
 from forge.training.models import ITERATIVE, build_sklearn, default_families, search_space, suggest
@@ -80,7 +81,7 @@ def _trial(config: dict, data: dict) -> None:
         from ray.tune.integration.ray_train import TuneReportCallback
 
         fit_mlp(X, y, Xv, yv, params, task=task, metric=metric, max_epochs=data["max_epochs"],
-                storage=Path(data["storage"]), name=f"mlp-{tune.get_context().get_trial_id()}",
+                storage=data["storage"], name=f"mlp-{tune.get_context().get_trial_id()}",
                 use_gpu=data["use_gpu"], callbacks=[TuneReportCallback()])
         return
     est = build_sklearn(family, task, params, data["seed"]).fit(X, y)
@@ -123,8 +124,14 @@ class _JointSpace:
         return fixed
 
 
-def search(cfg: ForgeConfig, td: TrainingData, storage: Path, callbacks: list | None = None) -> tune.ResultGrid:
-    """Run the Tune search; returns the ResultGrid (its experiment folder stays readable)."""
+def search(cfg: ForgeConfig, td: TrainingData, storage: Location | Path, callbacks: list | None = None
+           ) -> tune.ResultGrid:
+    """Run the Tune search; returns the ResultGrid (its experiment folder stays readable).
+
+    Args:
+        storage: the Tune/Train storage (the workspace's tune/ folder, local or on an object store).
+    """
+    storage = as_location(storage)
     import optuna
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import ConcurrencyLimiter
@@ -143,7 +150,7 @@ def search(cfg: ForgeConfig, td: TrainingData, storage: Path, callbacks: list | 
     use_gpu = bool(t.use_gpu) if t.use_gpu is not None else ray.cluster_resources().get("GPU", 0) > 0
     data = {"X_train": td.X["train"], "y_train": td.y["train"], "X_val": td.X["val"], "y_val": td.y["val"],
             "task": td.task, "metric": td.metric, "seed": t.seed, "max_epochs": t.max_epochs,
-            "storage": str(storage / "train"), "use_gpu": use_gpu}
+            "storage": storage / "train", "use_gpu": use_gpu}
     trainable = tune.with_resources(
         tune.with_parameters(_trial, data=data),
         functools.partial(_trial_resources, cpus=t.trial_cpus),
@@ -155,22 +162,24 @@ def search(cfg: ForgeConfig, td: TrainingData, storage: Path, callbacks: list | 
         trainable,
         tune_config=tune.TuneConfig(metric="val_metric", mode=mode(td.metric), search_alg=algo,
                                     scheduler=scheduler, num_samples=t.num_samples, reuse_actors=reuse),
-        run_config=tune.RunConfig(name=f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(storage),
+        run_config=tune.RunConfig(name=f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}", **ray_storage(storage),
                                   callbacks=callbacks or [], verbose=0),
     )
     return tuner.fit()
 
 
-def fit_best(td: TrainingData, best: tune.Result, seed: int):
-    """The best trial's model: sklearn families are refit on train+val; the MLP comes from its checkpoint."""
+def fit_best(td: TrainingData, best: tune.Result, seed: int, fs=None):
+    """The best trial's model: sklearn families are refit on train+val; the MLP comes from its checkpoint
+    (on fs, the Tune storage's filesystem)."""
     config = dict(best.config)
     family = config.pop("family")
     if family == "mlp":
         path = best.metrics.get("checkpoint_path")
         y = td.y["train"]
         if td.task == "classification":
-            return family, config, load_mlp_checkpoint(path, td.task, _classes(y).tolist())
-        return family, config, load_mlp_checkpoint(path, td.task, [], float(np.mean(y)), float(np.std(y) or 1.0))
+            return family, config, load_mlp_checkpoint(path, td.task, _classes(y).tolist(), fs=fs)
+        return family, config, load_mlp_checkpoint(path, td.task, [], float(np.mean(y)), float(np.std(y) or 1.0),
+                                                   fs=fs)
     X = np.vstack([td.X["train"], td.X["val"]])
     y = np.concatenate([td.y["train"], td.y["val"]])
     return family, config, build_sklearn(family, td.task, config, seed).fit(X, y)

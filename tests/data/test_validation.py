@@ -93,3 +93,20 @@ def test_infer_schema_types_and_categories():
     assert s["c"].categories == ["u", "v"] and s["c"].allowed is None
     assert s["t"].type == "datetime"
     assert s["y"].nullable is False
+
+
+def test_a_run_that_lost_more_than_the_limit_stops_naming_the_top_reasons(tmp_path):
+    good = [f"{i},{i}.5,red,2026-01-02,{i % 2}" for i in range(95)]
+    bad = [f"{i},-{i},red,2026-01-02,0" for i in range(100, 104)] + ["x,1,red,2026-01-01,0"]  # 5% lost
+    cfg = tmp_path / "forge.yaml"
+    (tmp_path / "d.csv").write_text("id,amount,color,when,label\n" + "\n".join(good + bad) + "\n")
+    cfg.write_text(f"name: t\ndata:\n  source: d.csv\n  target: label\n{SCHEMA}  checks: {{min_rows: 2}}\n")
+    r = run_cli("validate", "-c", str(cfg), "--json")
+    assert r.returncode == 1, r.stderr
+    assert "max_quarantined_fraction: observed 0.05, expected <= 0.01" in r.stderr
+    # the top reasons, with counts and an example each, most frequent first
+    lines = r.stderr.splitlines()
+    first = next(i for i, ln in enumerate(lines) if "below min" in ln)
+    assert lines[first].split()[0] == "4" and "got -100.0" in lines[first]
+    assert "cannot parse" in lines[first + 1] and lines[first + 1].split()[0] == "1"
+    assert not (tmp_path / ".forge" / "datasets" / "t" / "LATEST").exists()  # nothing versioned, nothing trained
