@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.forge-installed
-SYSPKGS := prometheus prometheus-pushgateway chromium wrk
+SYSPKGS := prometheus prometheus-pushgateway chromium wrk postgresql
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Tools and `python` inside Ray jobs resolve to the project environment.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -19,13 +19,15 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-# System packages the tests need (Prometheus + promtool, the Pushgateway, headless Chromium, wrk); apt-get when missing.
+# System packages the tests need (Prometheus + promtool, the Pushgateway, headless Chromium, wrk, PostgreSQL for
+# the MLflow server of the cluster-mode test); apt-get when missing.
 sysdeps:
 	@missing=""; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	command -v prometheus-pushgateway >/dev/null || missing="$$missing prometheus-pushgateway"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \

@@ -60,12 +60,14 @@ def command(fn):
         from forge.config import ConfigError
         from forge.data.ingest import DataCheckError
         from forge.data.loading import SourceError
+        from forge.storage import StorageError
+        from forge.training.tracking import TrackingUnreachable
 
         as_json = kwargs.get("as_json", False)
         try:
             with _job_metrics(fn.__name__, kwargs.get("config")):
                 result = fn(*args, **kwargs)
-        except (ConfigError, SourceError) as e:
+        except (ConfigError, SourceError, StorageError) as e:
             err.print(f"[red]error:[/red] {e}")
             raise typer.Exit(2) from None
         except DataCheckError as e:
@@ -80,6 +82,9 @@ def command(fn):
                     err.print(line, markup=False, highlight=False)
             if as_json:
                 print(json.dumps({"error": str(e), **{k: e.report.get(k) for k in ("rows_in", "rows_valid")}}))
+            raise typer.Exit(1) from None
+        except TrackingUnreachable as e:
+            err.print(f"[red]error:[/red] {e}")
             raise typer.Exit(1) from None
         except CheckFailed as e:
             err.print(f"[yellow]{e}[/yellow]")
@@ -127,7 +132,14 @@ def _ray(cfg=None):
     from forge._runtime import init_ray
 
     if cfg is not None:
+        from forge.training.tracking import check_tracking
+        from forge.workspace import Workspace
+
         os.chdir(cfg.base_dir)
+        # Fail in a second, naming the setting and the endpoint, rather than deep in a Ray task or after
+        # MLflow's minutes of retries.
+        Workspace.from_config(cfg).root.check("workspace")
+        check_tracking(cfg)
     return init_ray()
 
 

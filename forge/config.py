@@ -124,6 +124,8 @@ class TrainingConfig(_Strict):
         1.0, gt=0, description="CPUs a scikit-learn trial reserves; below 1, trials share CPUs (a small machine "
                                "that also serves). MLP trials reserve none: their TorchTrainer worker does."
     )
+    max_failures: int = Field(
+        2, ge=0, description="Times a trial is retried after its worker or node dies (Tune's FailureConfig).")
     scheduler: Literal["asha", "none"] = Field("asha", description="Early stopping for iterative families.")
     search_alg: Literal["optuna", "random"] = Field("optuna", description="Search algorithm.")
     max_epochs: int = Field(20, description="Epochs of the MLP family (ASHA's max_t).")

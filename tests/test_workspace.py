@@ -106,3 +106,25 @@ def test_the_pipeline_keeps_every_artifact_in_the_bucket(ray_session, bucket, tm
     assert any("/tune/" in p and p.endswith("mlp.pt") for p in listing), "no Train checkpoint in the bucket"
     assert any("/mlartifacts/" in p for p in listing)
     assert not (tmp_path / ".forge").exists()  # nothing beside the config
+
+
+def test_commands_fail_at_once_naming_the_setting_and_the_endpoint(bucket, tmp_path):
+    from tests.conftest import run_cli
+
+    endpoint, _ = bucket
+    base = {"name": "t", "data": {"source": "d.csv", "target": "y"}, "object_store": {"endpoint_url": endpoint}}
+    import yaml
+
+    for extra, code, words in (
+        ({"workspace": "s3://no-such-bucket/ws", "tracking_uri": "http://127.0.0.1:9"}, 2,
+         ["workspace: bucket 'no-such-bucket' does not exist"]),
+        ({"workspace": "ftp://host/ws"}, 2, ["workspace: unknown URI scheme 'ftp'"]),
+        ({"workspace": "s3://forge-ws/ok", "tracking_uri": "http://127.0.0.1:9"}, 1,
+         ["tracking_uri: cannot reach the MLflow server at http://127.0.0.1:9"]),
+    ):
+        (tmp_path / "forge.yaml").write_text(yaml.safe_dump({**base, **extra}))
+        r = run_cli("validate", "-c", str(tmp_path / "forge.yaml"), timeout=60)
+        assert r.returncode == code, r.stderr
+        for w in words:
+            assert w in r.stderr.replace("\n", " "), r.stderr
+    assert not (tmp_path / ".forge").exists()

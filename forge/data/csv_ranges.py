@@ -5,7 +5,12 @@ on one core while the others wait. Here each task owns the lines that begin in
 its byte range (it reads on past its end to finish its last line), as Dask and
 Spark split text files. Like pyarrow's own default, this assumes no newline
 inside a quoted value; a file that has one gets that row quarantined as a
-malformed line, never dropped.
+malformed line, never dropped. A compressed file is one range, decompressed as
+it streams.
+
+Malformed lines travel in the data itself, as a block of their own with the
+single column MALFORMED (one JSON record a line): a task on another node has no
+way to write to the driver's disk, and nothing may assume one disk.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 from ray.data import Datasource, ReadTask
 from ray.data.block import BlockMetadata
+
+from forge.data.rows import MALFORMED
 
 _MIN_RANGE = 4 << 20
 _MAX_RANGE = 32 << 20
@@ -42,16 +49,19 @@ class CSVRanges(Datasource):
         malformed_path: where the tasks append malformed lines (JSON lines), for the quarantine.
     """
 
-    def __init__(self, files: list[str], fs: pafs.FileSystem, malformed_path: str | None, cpus: int = 2):
+    def __init__(self, files: list[str], fs: pafs.FileSystem, keep_malformed: bool, cpus: int = 2):
         self.fs = fs
         self.files = [(f, fs.get_file_info(f).size) for f in files]
-        self.malformed_path = malformed_path
+        self.keep_malformed = keep_malformed
         total = sum(size for _, size in self.files)
         self.range_bytes = int(min(_MAX_RANGE, max(_MIN_RANGE, total / (2 * max(cpus, 1)))))
 
     def ranges(self):
         """(path, start, end) of every range, file by file; an empty file has none."""
         for path, size in self.files:
+            if not splittable([path]):
+                yield path, 0, size  # a compressed stream has no byte offsets to cut at
+                continue
             for start in range(0, size, self.range_bytes):
                 yield path, start, min(size, start + self.range_bytes)
 
@@ -64,7 +74,7 @@ class CSVRanges(Datasource):
         for path, start, end in self.ranges():
             if path not in columns:
                 columns[path] = header(self.fs, path)
-            yield from _read_range(self.fs, path, start, end, columns[path], self.malformed_path)
+            yield from _read_range(self.fs, path, start, end, columns[path], self.keep_malformed)
 
     def estimate_inmemory_data_size(self) -> int:
         return sum(size for _, size in self.files)
@@ -75,22 +85,31 @@ class CSVRanges(Datasource):
             if path not in columns:
                 columns[path] = header(self.fs, path)
             meta = BlockMetadata(num_rows=None, size_bytes=end - start, exec_stats=None, input_files=(path,))
-            read = partial(_read_range, self.fs, path, start, end, columns[path], self.malformed_path)
+            read = partial(_read_range, self.fs, path, start, end, columns[path], self.keep_malformed)
             tasks.append(ReadTask(read, meta, per_task_row_limit=per_task_row_limit))
         return tasks
 
 
 def header(fs: pafs.FileSystem, path: str) -> list[str]:
     """The column names on a CSV file's first line."""
-    with fs.open_input_file(path) as f:
+    with _open(fs, path) as f:
         head = f.read(_TAIL)
         while b"\n" not in head and (more := f.read(_TAIL)):
             head += more
     return next(csv.reader([head.split(b"\n", 1)[0].rstrip(b"\r").decode()]))
 
 
-def _read_range(fs, path: str, start: int, end: int, columns: list[str], malformed_path: str | None):
-    """The lines that begin in [start, end) as a table of strings (empty fields null)."""
+def _open(fs, path: str):
+    return fs.open_input_file(path) if splittable([path]) else fs.open_input_stream(path, compression="detect")
+
+
+def _read_range(fs, path: str, start: int, end: int, columns: list[str], keep_malformed: bool):
+    """The lines that begin in [start, end) as a table of strings (empty fields null), then, if any, the
+    malformed ones as a block of MALFORMED records."""
+    if not splittable([path]):
+        with _open(fs, path) as f:
+            data = f.read()
+        return _parse(data, 0, path, columns, keep_malformed)
     at = max(start - 1, 0)  # from the byte before: a line begins where the previous one ended
     with fs.open_input_file(path) as f:
         f.seek(at)
@@ -104,39 +123,54 @@ def _read_range(fs, path: str, start: int, end: int, columns: list[str], malform
     first = data.find(b"\n") + 1
     if first == 0 or at + first >= end:
         return [pa.table({c: pa.array([], pa.string()) for c in columns})]
-    handler = MalformedLines(malformed_path, path, at + first)
+    return _parse(data[first:], at + first, path, columns, keep_malformed)
+
+
+def _parse(data: bytes, offset: int, path: str, columns: list[str], keep_malformed: bool) -> list[pa.Table]:
+    """CSV text (no header) that begins at byte offset of path, as a table of strings [+ a MALFORMED block]."""
+    if offset == 0:  # the file's start: skip its header line
+        data = data[data.find(b"\n") + 1:] if b"\n" in data else b""
+        offset = None  # line numbers count from the header
+    records: list[dict] = []
+    handler = MalformedLines(records if keep_malformed else None, path, offset or 0, header=offset is None)
     table = pacsv.read_csv(
-        pa.py_buffer(data).slice(first),
+        pa.py_buffer(data),
         read_options=pacsv.ReadOptions(column_names=columns, use_threads=False),
         parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
         convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in columns}, strings_can_be_null=True),
     )
-    return [table]
+    if not records:
+        return [table]
+    return [table, pa.table({MALFORMED: pa.array([json.dumps(r) for r in records], pa.string())})]
 
 
-def head(fs: pafs.FileSystem, path: str, rows: int, malformed_path: str) -> pa.Table:
+def head(fs: pafs.FileSystem, path: str, rows: int) -> pa.Table:
     """The first rows of a CSV file, read here (no Ray task): enough to infer a schema from."""
-    return _read_range(fs, path, 0, _MIN_RANGE, header(fs, path), malformed_path)[0].slice(0, rows)
+    if not splittable([path]):
+        with _open(fs, path) as f:
+            data = f.read(_MIN_RANGE)
+        data = data[: data.rfind(b"\n") + 1]
+        return _parse(data, 0, path, header(fs, path), False)[0].slice(0, rows)
+    return _read_range(fs, path, 0, _MIN_RANGE, header(fs, path), False)[0].slice(0, rows)
 
 
 class MalformedLines:
     """pyarrow's invalid_row_handler: records a malformed line, then skips it; nothing is dropped silently.
 
-    Runs inside Ray's read tasks, so it appends to a file the driver reads back
-    into the quarantine. The line number pyarrow gives counts from offset, the
-    byte where the parsed text began in file (0: the file's start).
+    The line number pyarrow gives counts from offset, the byte where the parsed
+    text began in file; with header, the text began after the header line.
     """
 
-    def __init__(self, path: str | None, file: str | None, offset: int):
-        self.path, self.file, self.offset = path, file, offset
+    def __init__(self, records: list | None, file: str | None, offset: int, header: bool = False):
+        self.records, self.file, self.offset, self.header = records, file, offset, header
 
     def __call__(self, row) -> str:
-        if self.path is None:  # a pass that only looks (schema inference): the validation pass records them
+        if self.records is None:  # a pass that only looks (schema inference): the validation pass records them
             return "skip"
-        rec = {"file": self.file, "offset": self.offset, "number": row.number, "raw": row.text,
-               "reason": f"malformed CSV line: expected {row.expected_columns} columns, got {row.actual_columns}"}
-        with open(self.path, "a") as f:
-            f.write(json.dumps(rec) + "\n")
+        number = None if row.number is None else row.number + (1 if self.header else 0)
+        self.records.append({"file": self.file, "offset": self.offset, "number": number, "raw": row.text,
+                             "reason": f"malformed CSV line: expected {row.expected_columns} columns, "
+                                       f"got {row.actual_columns}"})
         return "skip"
 
 

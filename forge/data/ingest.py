@@ -22,7 +22,7 @@ from forge.data.csv_ranges import line_numbers
 from forge.data.health import excluded_columns, feature_warnings
 from forge.data.loading import filesystem, read_dataset, source_format
 from forge.data.profile import infer_source_schema
-from forge.data.rows import RAW, REASON, RowValidator, arrow_schema
+from forge.data.rows import MALFORMED, RAW, REASON, RowValidator, arrow_schema
 from forge.data.validation import DatasetStats, dataset_checks
 from forge.data.versioning import DatasetVersion, commit_version, content_version
 from forge.storage import Location
@@ -94,8 +94,8 @@ def _validate(cfg: ForgeConfig, ws: Workspace, stage: Path, progress, lineage: d
     target = cfg.data.target
     if target not in schema:
         raise DataCheckError(f"data.target: column {target!r} is not in the data ({', '.join(schema)})", {})
-    malformed = stage / "malformed.jsonl"
-    ds = read_dataset(cfg, schema, str(malformed)).map_batches(
+    malformed: list[dict] = []  # malformed CSV lines, numbered once the pass is over
+    ds = read_dataset(cfg, schema, keep_malformed=True).map_batches(
         RowValidator(schema), batch_format="pyarrow", batch_size=None
     )
     valid_schema = arrow_schema(schema)
@@ -116,6 +116,9 @@ def _validate(cfg: ForgeConfig, ws: Workspace, stage: Path, progress, lineage: d
             stats.add(good, target)
             vw.write_table(good.select(valid_schema.names).cast(valid_schema))
             bad = batch.filter(bad_mask)
+            if bad.column(MALFORMED).null_count < bad.num_rows:
+                malformed += [json.loads(r) for r in bad.column(MALFORMED).drop_null().to_pylist()]
+                bad = bad.filter(pc.is_null(bad.column(MALFORMED)))
             if bad.num_rows:
                 reasons = bad.column(REASON)
                 qw.write_table(
@@ -127,11 +130,10 @@ def _validate(cfg: ForgeConfig, ws: Workspace, stage: Path, progress, lineage: d
                 _tally(reasons.to_pylist(), counts, examples)
             if progress:
                 progress(rows_seen)
-        if malformed.exists():
-            recs = line_numbers(filesystem(cfg)[0], [json.loads(ln) for ln in malformed.read_text().splitlines()])
+        if malformed:
+            recs = line_numbers(filesystem(cfg)[0], malformed)
             qw.write_table(pa.Table.from_pylist(recs, schema=_QSCHEMA))
             _tally([r["reason"] for r in recs], counts, examples)
-            rows_seen += len(recs)
     rows_valid = stats.rows_valid
     checks = dataset_checks(stats, cfg.data.checks, target, rows_seen)
     skip = {cfg.data.timestamp, cfg.data.entity, *cfg.features.drop} - {None}

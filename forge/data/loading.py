@@ -10,12 +10,11 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import ray
 
 from forge.config import ColumnSchema, ForgeConfig
-from forge.data.csv_ranges import CSVRanges, MalformedLines, head, header, splittable
+from forge.data.csv_ranges import CSVRanges, head
 from forge.storage import filesystem_for
 
 _SUFFIX_FORMAT = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json", ".jsonl": "json"}
@@ -72,41 +71,37 @@ def source_files(fs: pafs.FileSystem | None, path: str) -> list[str]:
     return [path]
 
 
-def sample(cfg: ForgeConfig, rows: int, malformed_path: str | None) -> pd.DataFrame:
-    """The first rows of the source (for schema inference); a plain CSV file is read here, without a Ray task."""
+def sample(cfg: ForgeConfig, rows: int) -> pd.DataFrame:
+    """The first rows of the source (for schema inference); a CSV file is read here, without a Ray task."""
     if source_format(cfg) == "csv":
         fs, path = filesystem(cfg)
-        files = source_files(fs, path)
-        if splittable(files):
-            return head(fs or pafs.LocalFileSystem(), files[0], rows, malformed_path).to_pandas()
-    return read_dataset(cfg, malformed_path=malformed_path).limit(rows).to_pandas()
+        return head(fs or pafs.LocalFileSystem(), source_files(fs, path)[0], rows).to_pandas()
+    return read_dataset(cfg).limit(rows).to_pandas()
 
 
-def local_csv_tables(cfg: ForgeConfig, max_bytes: int, malformed_path: str | None) -> Iterator[pa.Table] | None:
-    """The source's tables read in this process, range by range, for plain CSV of at most max_bytes; else None.
+def local_csv_tables(cfg: ForgeConfig, max_bytes: int) -> Iterator[pa.Table] | None:
+    """The source's tables read in this process, range by range, for CSV of at most max_bytes; else None.
 
     Below that size starting Ray tasks costs more than the work (issue 16: 500k rows paid seconds of fixed cost).
+    Malformed lines are skipped: this is for passes that only look.
     """
     if source_format(cfg) != "csv":
         return None
     fs, path = filesystem(cfg)
-    files = source_files(fs, path)
-    if not splittable(files):
-        return None
-    source = CSVRanges(files, fs or pafs.LocalFileSystem(), malformed_path, cpus=1)
+    source = CSVRanges(source_files(fs, path), fs or pafs.LocalFileSystem(), keep_malformed=False, cpus=1)
     if source.estimate_inmemory_data_size() > max_bytes:
         return None
     return source.read_here()
 
 
-def read_dataset(
-    cfg: ForgeConfig, schema: dict[str, ColumnSchema] | None = None, malformed_path: str | None = None
-) -> ray.data.Dataset:
+def read_dataset(cfg: ForgeConfig, schema: dict[str, ColumnSchema] | None = None,
+                 keep_malformed: bool = False) -> ray.data.Dataset:
     """A streaming Ray Dataset of the source.
 
     CSV columns are read as strings so that a bad value quarantines its row
     instead of failing the whole read; types are applied by the validator.
-    Plain CSV files are read in byte ranges, many tasks to a file.
+    CSV files are read in byte ranges, many tasks to a file; with keep_malformed,
+    malformed lines come as blocks of csv_ranges.MALFORMED records (else skipped).
     """
     fmt = source_format(cfg)
     if fmt == "sql":
@@ -122,16 +117,10 @@ def read_dataset(
     paths: str | list[str] = files if fs is None and any(c in path for c in "*?[") else path
     kw: dict[str, Any] = {"filesystem": fs} if fs is not None else {}
     if fmt == "csv":
-        if splittable(files):
-            cpus = int(ray.cluster_resources().get("CPU", 2))
-            source = CSVRanges(files, fs or pafs.LocalFileSystem(), malformed_path, cpus)
-            # One block per range: letting Ray split them stops it fusing the read with the validation.
-            return ray.data.read_datasource(source, override_num_blocks=source.num_ranges())
-        cols = header(fs or pafs.LocalFileSystem(), files[0])
-        handler = MalformedLines(malformed_path, None, 0)
-        conv = pacsv.ConvertOptions(column_types={c: pa.string() for c in cols}, strings_can_be_null=True)
-        return ray.data.read_csv(paths, parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
-                                 convert_options=conv, **kw)
+        cpus = int(ray.cluster_resources().get("CPU", 2))
+        source = CSVRanges(files, fs or pafs.LocalFileSystem(), keep_malformed, cpus)
+        # One block per range: letting Ray split them stops it fusing the read with the validation.
+        return ray.data.read_datasource(source, override_num_blocks=source.num_ranges())
     if fmt == "parquet":
         return ray.data.read_parquet(paths, **kw)
     return ray.data.read_json(paths, lines=True, **kw)

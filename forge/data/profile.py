@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from forge.config import ColumnSchema, ForgeConfig
-from forge.data.rows import _missing, _parse
+from forge.data.rows import MALFORMED, _missing, _parse
 
 CATEGORY_LIMIT = 30  # more distinct values than this: free text or an id, not a category
 JUNK_SHARE = 0.01  # a numeric column may hold this share of junk values (quarantined); more is not numeric
@@ -124,6 +124,8 @@ def _looks_like_dates(s: pd.Series) -> bool:
 
 def profile_table(table: pa.Table, kinds: dict[str, str]) -> SourceProfile:
     """The profile of one Arrow batch, each column parsed as its proposed kind by the validator's parser."""
+    if MALFORMED in table.column_names:  # malformed lines are no rows of the data: validation quarantines them
+        return SourceProfile(0, {})
     cols = {}
     for name, kind in kinds.items():
         prof = ColumnProfile(kind, rows=table.num_rows)
@@ -178,7 +180,7 @@ def profile_source(cfg: ForgeConfig, kinds: dict[str, str]) -> SourceProfile:
     from forge.data.loading import local_csv_tables, read_dataset
 
     total = SourceProfile(0, {c: ColumnProfile(k) for c, k in kinds.items()})
-    local = local_csv_tables(cfg, _LOCAL_BYTES, None)
+    local = local_csv_tables(cfg, _LOCAL_BYTES)
     if local is not None:
         for table in local:
             total.merge(profile_table(table, kinds))
@@ -205,7 +207,7 @@ def infer_source_schema(cfg: ForgeConfig, head_rows: int = 5000) -> InferredSche
     """Types proposed from the first rows, then confirmed or widened on every row of the source."""
     from forge.data.loading import sample
 
-    kinds = propose_kinds(sample(cfg, head_rows, malformed_path=None))
+    kinds = propose_kinds(sample(cfg, head_rows))
     profile = profile_source(cfg, kinds)
     schema, notes = settle(profile, cfg.data.target)
     return InferredSchema(schema, profile.rows, profile.sampled, notes)

@@ -21,6 +21,7 @@ from forge.config import ColumnSchema
 REASON = "_forge_reason"
 RAW = "_forge_raw"
 HASH = "_forge_hash"
+MALFORMED = "_forge_malformed"  # a block of malformed CSV lines (JSON records), from the reader
 _ARROW = {"int": pa.int64(), "float": pa.float64(), "str": pa.string(), "bool": pa.bool_(), "datetime": pa.timestamp("us")}
 _TRUE, _FALSE = ["true", "1", "yes"], ["false", "0", "no"]
 _INT_LIMIT = 2.0**63  # a whole number beyond int64 cannot be stored as one
@@ -42,6 +43,8 @@ class RowValidator:
         self.arrow = arrow_schema(schema)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        if MALFORMED in batch.column_names:
+            return self._malformed(batch.column(MALFORMED))
         n = batch.num_rows
         reasons = np.full(n, None, dtype=object)
         done = np.zeros(n, dtype=bool)
@@ -93,6 +96,19 @@ class RowValidator:
             out.append_column(REASON, pa.array(reasons, pa.string()))
             .append_column(RAW, pa.array(raw_json, pa.string()))
             .append_column(HASH, pa.array(row_hashes(out), pa.uint64()))
+            .append_column(MALFORMED, pa.nulls(n, pa.string()))
+        )
+
+    def _malformed(self, records: pa.ChunkedArray) -> pa.Table:
+        """A block of malformed lines (from the CSV reader) in the output schema: quarantined, reason and text kept."""
+        recs = [json.loads(r) for r in records.to_pylist()]
+        n = len(recs)
+        out = pa.Table.from_arrays([pa.nulls(n, f.type) for f in self.arrow], schema=self.arrow)
+        return (
+            out.append_column(REASON, pa.array([r["reason"] for r in recs], pa.string()))
+            .append_column(RAW, pa.array([r["raw"] for r in recs], pa.string()))
+            .append_column(HASH, pa.array(np.zeros(n, np.uint64), pa.uint64()))
+            .append_column(MALFORMED, records.combine_chunks())
         )
 
 

@@ -38,6 +38,26 @@ def _artifact_location(cfg: ForgeConfig, uri: str) -> str | None:
     return root.uri
 
 
+class TrackingUnreachable(Exception):
+    """The MLflow tracking server does not answer; the message names the setting and the URL."""
+
+
+def check_tracking(cfg: ForgeConfig, timeout: float = 5.0) -> None:
+    """For an MLflow server: one health request, so a wrong or dead tracking_uri fails at once."""
+    uri = cfg.tracking_uri
+    if not uri or not uri.startswith(("http://", "https://")):
+        return
+    import httpx
+
+    try:
+        r = httpx.get(f"{uri.rstrip('/')}/health", timeout=timeout)
+    except httpx.HTTPError as e:
+        raise TrackingUnreachable(f"tracking_uri: cannot reach the MLflow server at {uri}: {e}") from e
+    if r.status_code != 200:
+        hint = " (the server's --allowed-hosts must list this host)" if r.status_code == 403 else ""
+        raise TrackingUnreachable(f"tracking_uri: the MLflow server at {uri} answered {r.status_code}{hint}")
+
+
 def client(cfg: ForgeConfig):
     """An MlflowClient bound to this project's tracking and registry URIs, whatever the process-wide ones are."""
     from mlflow import MlflowClient

@@ -162,8 +162,10 @@ def search(cfg: ForgeConfig, td: TrainingData, storage: Location | Path, callbac
         trainable,
         tune_config=tune.TuneConfig(metric="val_metric", mode=mode(td.metric), search_alg=algo,
                                     scheduler=scheduler, num_samples=t.num_samples, reuse_actors=reuse),
+        # A trial whose node dies is retried elsewhere from its last checkpoint (or from scratch), not lost.
         run_config=tune.RunConfig(name=f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}", **ray_storage(storage),
-                                  callbacks=callbacks or [], verbose=0),
+                                  callbacks=callbacks or [], verbose=0,
+                                  failure_config=tune.FailureConfig(max_failures=t.max_failures)),
     )
     return tuner.fit()
 

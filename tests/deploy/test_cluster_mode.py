@@ -1,0 +1,190 @@
+"""Cluster mode, proven: a head and two workers (`ray start`, token auth) with every piece of state on S3 (moto)
+and MLflow as a server (PostgreSQL backend, artifacts proxied to S3). Each step is a `ray job submit` with a
+working folder of its own, so nothing can pass through a shared local folder:
+pipeline job -> `serve deploy` -> HTTP traffic -> `forge drift` job on the S3 prediction log -> `forge retrain`
+job -> the live app swaps to the new version."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pyarrow.fs as pafs
+import pytest
+import yaml
+
+from forge.data import synthetic
+from tests.conftest import ROOT, free_port, wait_ready
+from tests.deploy.test_cluster import BIN, _auth, _restore_current_cluster, _start, _stop, _tasks
+from tests.servers import start_mlflow, start_postgres
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+AWS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+FEATURES = ["usage_hours", "monthly_spend", "tenure_months", "support_tickets", "age", "region", "plan", "discount"]
+
+
+@pytest.fixture(scope="module")
+def stack(s3_server):
+    """PostgreSQL, the S3 buckets and `mlflow server`: the parts a cluster's jobs share, none of them a disk."""
+    endpoint = f"http://{s3_server}"
+    fs = pafs.S3FileSystem(endpoint_override=s3_server, scheme="http", access_key="test", secret_key="test",
+                           region="us-east-1", allow_bucket_creation=True)
+    for bucket in ("forge-cluster", "forge-mlflow"):
+        fs.create_dir(bucket)
+    pg = start_postgres()
+    server = start_mlflow(pg.url, "s3://forge-mlflow/artifacts", endpoint, AWS)
+    try:
+        yield {"endpoint": endpoint, "fs": fs, "mlflow": server.url}
+    finally:
+        server.stop()
+        pg.stop()
+
+
+@pytest.fixture(scope="module")
+def three_nodes(stack):
+    import os
+
+    gcs, dash, client = free_port(), free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    # The nodes hold the object-store credentials, as pods would from a Secret; MLflow's artifacts go through
+    # the tracking server, so no node has (or needs) the forge-mlflow bucket's endpoint.
+    env.update(AWS, RAY_AUTH_MODE="token", PATH=f"{BIN}:{env.get('PATH', '')}")
+    procs = [_start(["--head", f"--port={gcs}", f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1",
+                     f"--ray-client-server-port={client}", "--num-cpus=1"], env)]
+    dashboard = f"http://127.0.0.1:{dash}"
+    try:
+        assert wait_ready(f"{dashboard}/api/version", 180, headers=_auth()), "head node did not start"
+        for _ in range(2):
+            procs.append(_start([f"--address=127.0.0.1:{gcs}", "--num-cpus=1"], env))
+        deadline = time.time() + 180
+        while time.time() < deadline and _alive(dashboard) < 3:
+            time.sleep(1)
+        assert _alive(dashboard) == 3, "the workers did not join"
+        yield {"dashboard": dashboard, "env": env, "procs": procs}
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+        _restore_current_cluster()
+
+
+def _alive(dashboard: str) -> int:
+    try:
+        nodes = httpx.get(f"{dashboard}/nodes?view=summary", headers=_auth(), timeout=5).json()["data"]["summary"]
+        return sum(n["raylet"]["state"] == "ALIVE" for n in nodes)
+    except Exception:
+        return 0
+
+
+def _folder(tmp_path: Path, name: str, cfg: dict) -> Path:
+    """A job's own working folder: forge.yaml and the jobs/ entrypoints, nothing else."""
+    wd = tmp_path / name
+    wd.mkdir()
+    (wd / "forge.yaml").write_text(yaml.safe_dump(cfg))
+    shutil.copytree(ROOT / "jobs", wd / "jobs")
+    return wd
+
+
+def _submit(cluster: dict, wd: Path, *args: str, timeout: int = 900) -> dict:
+    cmd = [str(BIN / "ray"), "job", "submit", "--address", cluster["dashboard"], "--working-dir", str(wd), "--",
+           *args]
+    for _ in range(12):  # the job agent comes up a little after the dashboard answers
+        r = subprocess.run(cmd, cwd=wd, env=cluster["env"], capture_output=True, text=True, timeout=timeout)
+        if "No available agent" not in r.stderr + r.stdout:
+            break
+        time.sleep(5)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    return json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][-1])
+
+
+def test_pipeline_serve_drift_retrain_swap_with_all_state_on_s3(stack, three_nodes, tmp_path):
+    fs, port = stack["fs"], free_port()
+    with fs.open_output_stream("forge-cluster/raw/churn.csv") as f:
+        f.write(synthetic.generate(1500, seed=11).to_csv(index=False).encode())
+    cfg = {"name": "churn", "workspace": "s3://forge-cluster/ws", "tracking_uri": stack["mlflow"],
+           "object_store": {"endpoint_url": stack["endpoint"]},
+           "data": {"source": "s3://forge-cluster/raw/churn.csv", "target": "churned", "timestamp": "event_time",
+                    "entity": "customer_id"},
+           "training": {"num_samples": 3, "max_concurrent": 2, "max_epochs": 2, "scheduler": "none",
+                        "models": {"logistic_regression": {}, "mlp": {"hidden": 16, "layers": 1}}},
+           "registry": {"gate": {"min_improvement": -1.0}},  # the retraining's gate passes: the swap is the point
+           "serving": {"host": "127.0.0.1", "port": port, "model_poll_s": 1, "replica_cpus": 0.25},
+           "monitoring": {"prediction_log": {"flush_interval_s": 0.5}, "drift": {"window_rows": 200}}}
+    started = time.time()
+
+    out = _submit(three_nodes, _folder(tmp_path, "pipeline", cfg), "python", "jobs/pipeline.py", "-c", "forge.yaml",
+                  "--json")
+    assert out["promoted"] and out["model_version"] == "1" and out["trials"] == 3
+
+    serve_cfg = yaml.safe_load((ROOT / "serve_apps" / "forge.yaml").read_text())
+    serve_cfg["http_options"] = {"host": "127.0.0.1", "port": port}
+    serve_cfg["applications"][0]["args"]["config"] = str(_folder(tmp_path, "serve", cfg) / "forge.yaml")
+    (tmp_path / "serve.yaml").write_text(yaml.safe_dump(serve_cfg))
+    d = subprocess.run([str(BIN / "serve"), "deploy", str(tmp_path / "serve.yaml"), "--address",
+                        three_nodes["dashboard"]], env=three_nodes["env"], capture_output=True, text=True, timeout=120)
+    assert d.returncode == 0, d.stderr[-2000:]
+    url = f"http://127.0.0.1:{port}"
+    assert wait_ready(f"{url}/readyz", 240), "the deployed app never became ready"
+
+    from forge.config import ForgeConfig
+    from forge.serving.auth import Settings, create_token
+
+    token = create_token(Settings.from_config(ForgeConfig.model_validate(cfg).serving.auth), "t", ["predict"])
+    headers = {"Authorization": f"Bearer {token}"}
+    rows = synthetic.generate(300, seed=12, shift=1.5)[FEATURES]
+    ok = 0
+    for i in range(0, 300, 20):
+        body = {"instances": json.loads(rows.iloc[i : i + 20].to_json(orient="records"))}
+        r = httpx.post(f"{url}/v1/predict", json=body, headers=headers, timeout=30)
+        assert r.status_code == 200, r.text
+        assert r.json()["model"]["version"] == "1"
+        ok += len(r.json()["predictions"])
+
+    deadline = time.time() + 60  # the replicas flush their logs to S3 every 0.5 s
+    while time.time() < deadline and _log_rows(fs) < ok:
+        time.sleep(1)
+    assert _log_rows(fs) == ok
+
+    drift = _submit(three_nodes, _folder(tmp_path, "drift", cfg), "forge", "drift", "-c", "forge.yaml", "--last",
+                    str(ok), "--json")
+    assert drift["dataset_drift"] and "prediction log" in drift["current"] and "s3://forge-cluster/ws" in drift[
+        "current"]
+
+    retrain = _submit(three_nodes, _folder(tmp_path, "retrain", cfg), "python", "jobs/retrain.py", "-c",
+                      "forge.yaml", "--reason", "cluster-test", "--json")
+    assert retrain["triggered"] and retrain["promoted"] and retrain["model_version"] == "2"
+    deadline = time.time() + 60
+    version = None
+    while time.time() < deadline and version != "2":
+        r = httpx.post(f"{url}/v1/predict", json={"instances": json.loads(rows.iloc[:1].to_json(orient="records"))},
+                       headers=headers, timeout=30)
+        assert r.status_code == 200, r.text  # the swap drops no request
+        version = r.json()["model"]["version"]
+        time.sleep(0.5)
+    assert version == "2", "the live app did not swap to the retrained version"
+    subprocess.run([str(BIN / "serve"), "shutdown", "--address", three_nodes["dashboard"], "-y"],
+                   env=three_nodes["env"], capture_output=True, timeout=120)
+
+    files = {i.path for i in fs.get_file_info(pafs.FileSelector("forge-cluster/ws", recursive=True))}
+    for key in ("datasets/churn/LATEST", "reports/validation-churn-", "quarantine/churn/", "features/churn/meta.json",
+                "predictions/churn/part-", "reports/drift-churn-", "reports/evaluation-churn-"):
+        assert any(p.startswith(f"forge-cluster/ws/{key}") for p in files), key
+    assert any("/tune/" in p and p.endswith("mlp.pt") for p in files), "no TorchTrainer checkpoint on S3"
+    artifacts = fs.get_file_info(pafs.FileSelector("forge-mlflow/artifacts", recursive=True))
+    assert any(a.path.endswith("MLmodel") for a in artifacts), "no model artifact behind the MLflow server"
+    # No job left a workspace or a SQLite file on local disk: not in its working folder, nor in Ray's.
+    local = [p for base in (tmp_path, Path("/tmp/ray")) for p in base.rglob("*")
+             if (p.name == ".forge" or p.suffix == ".db") and p.stat().st_mtime >= started]
+    assert local == [], local
+    nodes = {t["node_id"] for t in _tasks(three_nodes["dashboard"]) if t.get("node_id")}
+    assert len(nodes) >= 2, f"all work ran on {len(nodes)} node"
+
+
+def _log_rows(fs: pafs.S3FileSystem) -> int:
+    import pyarrow.parquet as pq
+
+    infos = fs.get_file_info(pafs.FileSelector("forge-cluster/ws/predictions/churn", allow_not_found=True))
+    return sum(pq.read_metadata(i.path, filesystem=fs).num_rows for i in infos if i.base_name.startswith("part-"))
