@@ -24,11 +24,13 @@ token_app = typer.Typer(no_args_is_help=True, help="JWTs for the serving API.")
 ab_app = typer.Typer(no_args_is_help=True, help="A/B tests between variants.")
 demo_app = typer.Typer(no_args_is_help=True, help="Demos on the local embedded default.")
 labels_app = typer.Typer(no_args_is_help=True, help="Delayed ground truth for served predictions.")
+log_app = typer.Typer(no_args_is_help=True, help="The prediction log.")
 app.add_typer(models_app, name="models")
 app.add_typer(token_app, name="token")
 app.add_typer(ab_app, name="ab")
 app.add_typer(demo_app, name="demo")
 app.add_typer(labels_app, name="labels")
+app.add_typer(log_app, name="log")
 
 err = Console(stderr=True, soft_wrap=True)
 ConfigOpt = typer.Option("forge.yaml", "-c", "--config", help="Path to forge.yaml.")
@@ -496,3 +498,25 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@log_app.command("recover")
+@command
+def log_recover(config: str = ConfigOpt, folder: str = typer.Option(
+        None, "--dir", help="Write-ahead folder to sweep; default: this node's (FORGE_LOCAL_DIR)."),
+        as_json: bool = JsonOpt):
+    """Turn the write-ahead segments that dead replicas left on this node into Parquet in the workspace.
+
+    Run it where a killed replica's segments survive: a pod that comes back with the same node-local volume
+    (an init container), or by hand after a crash.
+    """
+    from forge.monitoring.prediction_log import recover
+    from forge.workspace import Workspace
+
+    cfg = _cfg(config)
+    ws = Workspace.from_config(cfg)
+    dest = ws.predictions(cfg.name)
+    wal = Path(folder) if folder else (Path(dest) if dest.is_local else ws.local_dir("wal", cfg.name))
+    n = recover(wal, dest)
+    _say(f"recovered {n} prediction-log records from {wal} into {dest}")
+    return {"recovered": n, "path": str(dest)}

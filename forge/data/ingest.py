@@ -51,6 +51,16 @@ class ValidationResult:
     quarantine_path: Location
     report: dict
 
+    @property
+    def schema(self) -> dict[str, ColumnSchema]:
+        """The schema the rows were validated against (declared, or inferred from every row)."""
+        return {k: ColumnSchema(**v) for k, v in self.report["schema"].items()}
+
+    @property
+    def excluded_features(self) -> list[str]:
+        """Constant and ID-like columns, left out of the features unless `features.keep` names them."""
+        return excluded_columns(self.report.get("warnings", []))
+
     def summary(self) -> dict:
         return {
             "data_version": self.dataset.version,

@@ -19,6 +19,7 @@ from forge.monitoring.prediction_log import PredictionLogger
 from forge.serving.routing import assign
 from forge.serving.schemas import soft_categories, unknown_categories
 from forge.storage import as_location
+from forge.training.packaging import InputOutOfRange
 from forge.workspace import Workspace, tracking_uri
 
 TRAFFIC_TAG = "forge.traffic"
@@ -185,12 +186,22 @@ class ForgeReplica:
 
     # ---- predictions --------------------------------------------------------------------------
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
-    async def _batched(self, items: list[tuple[str, pd.DataFrame]]) -> list[tuple]:
+    async def _batched(self, items: list[tuple[str, pd.DataFrame]]) -> list:
+        """One prediction per item; an item whose row the model refuses gets the exception, the others their
+        answers (one caller's bad row must not fail the requests it was batched with)."""
         out: list = [None] * len(items)
         for version in {v for v, _ in items}:
             idx = [i for i, (v, _) in enumerate(items) if v == version]
             frame = pd.concat([items[i][1] for i in idx], ignore_index=True)
-            pred, proba = self.models[version].predict_raw(frame)
+            try:
+                pred, proba = self.models[version].predict_raw(frame)
+            except InputOutOfRange:
+                for i in idx:
+                    try:
+                        out[i] = self.models[version].predict_raw(items[i][1])
+                    except InputOutOfRange as e:
+                        out[i] = e
+                continue
             for j, i in enumerate(idx):
                 out[i] = (pred[j : j + 1], None if proba is None else proba[j : j + 1])
         return out
@@ -204,9 +215,19 @@ class ForgeReplica:
         frame = pd.DataFrame.from_records(rows, columns=model.inputs)
         try:
             if len(rows) == 1 and self.cfg.serving.batching.enabled:
-                pred, proba = await self._batched((version, frame))
+                result = await self._batched((version, frame))
+                if isinstance(result, Exception):
+                    raise result
+                pred, proba = result
             else:
                 pred, proba = model.predict_raw(frame)
+        except InputOutOfRange as e:  # bad input, not a fault: 422 naming the instances
+            from fastapi import HTTPException
+
+            self.metrics.errors.inc(tags={"reason": "validation"})
+            raise HTTPException(422, [{"loc": ["body", "instances", i], "type": "value_error",
+                                       "msg": "a value is too large for the model: its scaled features overflow"}
+                                      for i in e.rows]) from None
         except Exception:
             self.metrics.errors.inc(tags={"reason": "model"})
             raise

@@ -32,8 +32,15 @@ class ForgeModel:
             if task == "classification" and classes is not None else None
 
     def predict_raw(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
-        """(predictions, probabilities or None) for raw rows."""
+        """(predictions, probabilities or None) for raw rows.
+
+        Raises:
+            InputOutOfRange: a row whose features overflow once scaled (a finite 1e307 can): bad input, not a fault.
+        """
         X = self.transform.transform_batch(df)
+        finite = np.isfinite(X).all(axis=1)
+        if not finite.all():
+            raise InputOutOfRange(np.flatnonzero(~finite).tolist())
         if self.task == "classification":
             proba = self.estimator.predict_proba(X)
             return np.asarray(self.classes)[proba.argmax(axis=1)], proba
@@ -44,6 +51,14 @@ class ForgeModel:
         if proba is not None:
             return proba[:, -1] if proba.shape[1] == 2 else proba.max(axis=1)
         return np.asarray(pred, dtype="float64")
+
+
+class InputOutOfRange(ValueError):
+    """Rows (by position) whose values are too large for the model: their scaled features are not finite."""
+
+    def __init__(self, rows: list[int]):
+        super().__init__(f"rows {rows}: a value is too large for the model (its scaled features overflow)")
+        self.rows = rows
 
 
 class ForgePyfunc(mlflow.pyfunc.PythonModel):

@@ -45,10 +45,11 @@ def stack(s3_server):
 
 
 @pytest.fixture(scope="module")
-def three_nodes(stack):
+def three_nodes(stack, tmp_path_factory):
     import os
 
     gcs, dash, client = free_port(), free_port(), free_port()
+    local = tmp_path_factory.mktemp("node-disks")
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     # The nodes hold the object-store credentials, as pods would from a Secret; MLflow's artifacts go through
     # the tracking server, so no node has (or needs) the forge-mlflow bucket's endpoint.
@@ -58,17 +59,27 @@ def three_nodes(stack):
     dashboard = f"http://127.0.0.1:{dash}"
     try:
         assert wait_ready(f"{dashboard}/api/version", 180, headers=_auth()), "head node did not start"
-        for _ in range(2):
-            procs.append(_start([f"--address=127.0.0.1:{gcs}", "--num-cpus=1"], env))
+        cluster = {"dashboard": dashboard, "env": env, "procs": procs, "gcs": f"127.0.0.1:{gcs}", "local": local}
+        for i in (1, 2):
+            _worker(cluster, i)
         deadline = time.time() + 180
         while time.time() < deadline and _alive(dashboard) < 3:
             time.sleep(1)
         assert _alive(dashboard) == 3, "the workers did not join"
-        yield {"dashboard": dashboard, "env": env, "procs": procs}
+        yield cluster
     finally:
         for proc in reversed(procs):
             _stop(proc)
         _restore_current_cluster()
+
+
+def _worker(cluster: dict, i: int) -> None:
+    """Worker node i: one CPU, a resource `node<i>` to pin work to it, and a disk of its own (FORGE_LOCAL_DIR,
+    where its replicas keep their write-ahead segments), as a pod with a node-local volume would have."""
+    env = {**cluster["env"], "FORGE_LOCAL_DIR": str(cluster["local"] / f"node{i}")}
+    cluster["procs"].append(_start([f"--address={cluster['gcs']}", "--num-cpus=1", f'--resources={{"node{i}": 1}}'],
+                                   env))
+    cluster[f"node{i}"] = cluster["procs"][-1]
 
 
 def _alive(dashboard: str) -> int:
@@ -188,3 +199,176 @@ def _log_rows(fs: pafs.S3FileSystem) -> int:
 
     infos = fs.get_file_info(pafs.FileSelector("forge-cluster/ws/predictions/churn", allow_not_found=True))
     return sum(pq.read_metadata(i.path, filesystem=fs).num_rows for i in infos if i.base_name.startswith("part-"))
+
+
+# ---- node failure ---------------------------------------------------------------------------------------------
+FAIL_WS = "s3://forge-cluster/ws-fail"
+
+
+def _config(stack: dict, port: int, **over) -> dict:
+    cfg = {"name": "churn", "workspace": FAIL_WS, "tracking_uri": stack["mlflow"],
+           "object_store": {"endpoint_url": stack["endpoint"]},
+           "data": {"source": "s3://forge-cluster/raw/churn-fail.csv", "target": "churned"},
+           "training": {"num_samples": 3, "max_concurrent": 2, "max_epochs": 5, "scheduler": "none",
+                        "models": {"mlp": {"hidden": 16, "layers": 1, "batch_size": 64}}},
+           "serving": {"host": "127.0.0.1", "port": port, "model_poll_s": 1, "replica_cpus": 0.6,
+                       "autoscaling": {"min_replicas": 2, "max_replicas": 2}},
+           "monitoring": {"prediction_log": {"flush_interval_s": 0.5}}}
+    cfg.update(over)
+    return cfg
+
+
+def _state(cluster: dict, kind: str) -> list[dict]:
+    r = httpx.get(f"{cluster['dashboard']}/api/v0/{kind}", params={"detail": 1, "limit": 10000}, headers=_auth(),
+                  timeout=30)
+    return r.json()["data"]["result"]["result"]
+
+
+def _node_id(cluster: dict, i: int) -> str | None:
+    return next((n["node_id"] for n in _state(cluster, "nodes") if n["state"] == "ALIVE"
+                 and n.get("resources_total", {}).get(f"node{i}")), None)
+
+
+def _kill_node(cluster: dict, i: int) -> None:
+    """SIGKILL worker i's raylet: what a crashed node or an OOM-killed raylet looks like."""
+    import signal
+
+    import psutil
+
+    raylets = [c for c in psutil.Process(cluster[f"node{i}"].pid).children(recursive=True) if c.name() == "raylet"]
+    assert raylets, f"node{i} has no raylet"
+    for r in raylets:
+        r.send_signal(signal.SIGKILL)
+
+
+def _revive(cluster: dict, i: int) -> None:
+    _stop(cluster[f"node{i}"])
+    _worker(cluster, i)
+    deadline = time.time() + 180
+    while time.time() < deadline and _node_id(cluster, i) is None:
+        time.sleep(1)
+    assert _node_id(cluster, i), f"node{i} did not come back"
+
+
+def _job_result(cluster: dict, job_id: str, timeout: float = 900) -> tuple[str, dict | None, str]:
+    deadline = time.time() + timeout
+    status = "?"
+    while time.time() < deadline:
+        status = httpx.get(f"{cluster['dashboard']}/api/jobs/{job_id}", headers=_auth(), timeout=30).json()["status"]
+        if status in ("SUCCEEDED", "FAILED", "STOPPED"):
+            break
+        time.sleep(2)
+    logs = httpx.get(f"{cluster['dashboard']}/api/jobs/{job_id}/logs", headers=_auth(), timeout=30).json()["logs"]
+    found = [line for line in logs.splitlines() if line.startswith("{")]
+    return status, json.loads(found[-1]) if found else None, logs
+
+
+def test_a_search_finishes_when_a_worker_node_is_killed(stack, three_nodes, tmp_path):
+    fs = stack["fs"]
+    with fs.open_output_stream("forge-cluster/raw/churn-fail.csv") as f:
+        f.write(synthetic.generate(1500, seed=13).to_csv(index=False).encode())
+    wd = _folder(tmp_path, "search", _config(stack, free_port()))
+    r = subprocess.run([str(BIN / "ray"), "job", "submit", "--no-wait", "--address", three_nodes["dashboard"],
+                        "--working-dir", str(wd), "--", "python", "jobs/pipeline.py", "-c", "forge.yaml", "--json"],
+                       env=three_nodes["env"], capture_output=True, text=True, timeout=120)
+    job_id = next(w.strip("'") for w in r.stdout.split() if w.strip("'").startswith("raysubmit_"))
+    victim, deadline = None, time.time() + 600
+    while victim is None and time.time() < deadline:  # wait for a TorchTrainer worker on a worker node
+        workers = {a["node_id"] for a in _state(three_nodes, "actors")
+                   if a["state"] == "ALIVE" and "TrainWorker" in a.get("class_name", "")}
+        victim = next((i for i in (1, 2) if _node_id(three_nodes, i) in workers), None)
+        time.sleep(1)
+    assert victim, "no training worker ever ran on a worker node"
+    killed_at = time.time()
+    _kill_node(three_nodes, victim)
+    status, out, logs = _job_result(three_nodes, job_id)
+    took = time.time() - killed_at
+    assert status == "SUCCEEDED", logs[-4000:]
+    assert out["trials"] == 3 and out["failed_trials"] == 0 and out["promoted"], out
+    print(f"\nnode failure during the search: node{victim} killed, the job finished {took:.0f} s later with "
+          f"{out['trials']}/3 trials completed")
+    _revive(three_nodes, victim)
+
+
+def test_serving_loses_no_prediction_when_a_worker_node_is_killed(stack, three_nodes, tmp_path):
+    import concurrent.futures
+    import uuid
+
+    port = free_port()
+    cfg = _config(stack, port)
+    serve_cfg = yaml.safe_load((ROOT / "serve_apps" / "forge.yaml").read_text())
+    # One machine, one IP: the nodes cannot each bind the HTTP port, so the proxy runs on the head only.
+    serve_cfg.update(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": port})
+    serve_cfg["applications"][0]["args"]["config"] = str(_folder(tmp_path, "serve", cfg) / "forge.yaml")
+    (tmp_path / "serve.yaml").write_text(yaml.safe_dump(serve_cfg))
+    env, dash = three_nodes["env"], three_nodes["dashboard"]
+    d = subprocess.run([str(BIN / "serve"), "deploy", str(tmp_path / "serve.yaml"), "--address", dash], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert d.returncode == 0, d.stderr[-2000:]
+    url = f"http://127.0.0.1:{port}"
+    assert wait_ready(f"{url}/readyz", 240), "the app never became ready"
+
+    def replica_nodes() -> set:
+        return {a["node_id"] for a in _state(three_nodes, "actors")
+                if a["state"] == "ALIVE" and a.get("class_name", "").startswith("ServeReplica")}
+
+    deadline = time.time() + 120
+    while time.time() < deadline and len(replica_nodes()) < 2:
+        time.sleep(1)
+    victim = next((i for i in (1, 2) if _node_id(three_nodes, i) in replica_nodes()), None)
+    assert victim, "no replica on a worker node"
+
+    from forge.config import ForgeConfig
+    from forge.serving.auth import Settings, create_token
+
+    token = create_token(Settings.from_config(ForgeConfig.model_validate(cfg).serving.auth), "t", ["predict"])
+    body = {"instances": json.loads(synthetic.generate(1, seed=14)[FEATURES].to_json(orient="records"))}
+    stop_at = time.time() + 30
+    outcomes: list[tuple[str, int]] = []
+
+    def client() -> None:
+        with httpx.Client(timeout=10) as http:
+            while time.time() < stop_at:
+                rid = uuid.uuid4().hex
+                code = 0
+                for _ in range(2):  # one retry on 503 or a dropped connection, as the README recommends
+                    try:
+                        code = http.post(f"{url}/v1/predict", json=body, headers={
+                            "Authorization": f"Bearer {token}", "x-request-id": rid}).status_code
+                    except httpx.TransportError:
+                        code = 0
+                    if code not in (0, 502, 503, 504):
+                        break
+                    time.sleep(0.2)
+                outcomes.append((rid, code))
+                time.sleep(0.02)
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(client) for _ in range(3)]
+        time.sleep(10)
+        _kill_node(three_nodes, victim)
+        for f in futures:
+            f.result()
+    ok = {rid for rid, code in outcomes if code == 200}
+    failed = len(outcomes) - len(ok)
+    rate = failed / len(outcomes)
+    print(f"\nnode failure while serving: {len(outcomes)} requests, {failed} failed after one retry ({rate:.2%})")
+
+    # The killed node comes back with its disk; the sweep turns its dead replica's segments into Parquet.
+    _revive(three_nodes, victim)
+    r = subprocess.run([str(BIN / "ray"), "job", "submit", "--address", dash, "--entrypoint-resources",
+                        json.dumps({f"node{victim}": 1}), "--working-dir", str(_folder(tmp_path, "recover", cfg)),
+                        "--", "forge", "log", "recover", "-c", "forge.yaml", "--json"],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    subprocess.run([str(BIN / "serve"), "shutdown", "--address", dash, "-y"], env=env, capture_output=True,
+                   timeout=120)  # replicas flush what they hold
+    from forge.monitoring.prediction_log import read_log
+    from forge.workspace import Workspace
+
+    fcfg = ForgeConfig.model_validate(cfg)
+    log = read_log(Workspace.from_config(fcfg).predictions("churn"))
+    logged = log["request_id"].tolist()
+    assert ok <= set(logged), f"{len(ok - set(logged))} answered predictions are missing from the log"
+    assert len(logged) == len(set(logged)), "a prediction was logged twice"
+    assert rate <= 0.01, f"{rate:.2%} of requests failed while a node died"
