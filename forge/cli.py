@@ -129,15 +129,22 @@ def _cfg(path: str):
 
 
 def _ray(cfg=None):
-    """Start or join Ray; with a config, work from its folder (where Forge resolves paths anyway), so a job
-    driver survives Ray garbage-collecting the job's working_dir under it."""
+    """Start or join Ray; with a config, work from a folder that outlives the job.
+
+    Forge resolves paths against the config's folder, never the working directory, but libraries call
+    getcwd(): Tune's ExperimentAnalysis failed with FileNotFoundError when Ray garbage-collected a job's
+    `--working-dir` (where its forge.yaml was) under the driver once the trials on that node had ended.
+    """
     from forge._runtime import init_ray
 
     if cfg is not None:
+        import tempfile
+
         from forge.training.tracking import check_tracking
         from forge.workspace import Workspace
 
-        os.chdir(cfg.base_dir)
+        inside_job_files = "runtime_resources" in cfg.base_dir.parts
+        os.chdir(tempfile.gettempdir() if inside_job_files else cfg.base_dir)
         # Fail in a second, naming the setting and the endpoint, rather than deep in a Ray task or after
         # MLflow's minutes of retries.
         Workspace.from_config(cfg).root.check("workspace")
