@@ -214,7 +214,8 @@ FAIL_WS = "s3://forge-cluster/ws-fail"
 def _config(stack: dict, port: int, **over) -> dict:
     cfg = {"name": "churn", "workspace": FAIL_WS, "tracking_uri": stack["mlflow"],
            "object_store": {"endpoint_url": stack["endpoint"]},
-           "data": {"source": "s3://forge-cluster/raw/churn-fail.csv", "target": "churned"},
+           "data": {"source": "s3://forge-cluster/raw/churn-fail.csv", "target": "churned",
+                    "timestamp": "event_time", "entity": "customer_id"},
            "training": {"num_samples": 3, "max_concurrent": 2, "max_epochs": 5, "scheduler": "none",
                         "models": {"mlp": {"hidden": 16, "layers": 1, "batch_size": 64}}},
            "serving": {"host": "127.0.0.1", "port": port, "model_poll_s": 1, "replica_cpus": 0.6,
@@ -330,6 +331,7 @@ def test_serving_loses_no_prediction_when_a_worker_node_is_killed(stack, three_n
     body = {"instances": json.loads(synthetic.generate(1, seed=14)[FEATURES].to_json(orient="records"))}
     stop_at = time.time() + 30
     outcomes: list[tuple[str, int]] = []
+    retried: list[str] = []
 
     def client() -> None:
         with httpx.Client(timeout=10) as http:
@@ -344,6 +346,7 @@ def test_serving_loses_no_prediction_when_a_worker_node_is_killed(stack, three_n
                         code = 0
                     if code not in (0, 502, 503, 504):
                         break
+                    retried.append(rid)
                     time.sleep(0.2)
                 outcomes.append((rid, code))
                 time.sleep(0.02)
@@ -357,7 +360,11 @@ def test_serving_loses_no_prediction_when_a_worker_node_is_killed(stack, three_n
     ok = {rid for rid, code in outcomes if code == 200}
     failed = len(outcomes) - len(ok)
     rate = failed / len(outcomes)
-    print(f"\nnode failure while serving: {len(outcomes)} requests, {failed} failed after one retry ({rate:.2%})")
+    from collections import Counter
+
+    codes = Counter(code for _, code in outcomes)
+    print(f"\nnode failure while serving: {len(outcomes)} requests, {failed} failed after one retry ({rate:.2%}); "
+          f"status codes {dict(codes)}; {len(set(retried))} needed the retry")
 
     # The killed node comes back with its disk; the sweep turns its dead replica's segments into Parquet.
     _revive(three_nodes, victim)
@@ -366,6 +373,8 @@ def test_serving_loses_no_prediction_when_a_worker_node_is_killed(stack, three_n
                         "--", "forge", "log", "recover", "-c", "forge.yaml", "--json"],
                        env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    recovered = json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][-1])["recovered"]
+    print(f"the dead replica's write-ahead segments gave back {recovered} records")
     subprocess.run([str(BIN / "serve"), "shutdown", "--address", dash, "-y"], env=env, capture_output=True,
                    timeout=120)  # replicas flush what they hold
     from forge.monitoring.prediction_log import read_log
