@@ -2,20 +2,61 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import warnings
+from pathlib import Path
+
+NOISY = ("ray", "ray.data", "ray.tune", "ray.train", "ray.serve", "mlflow", "alembic", "urllib3", "optuna")
 
 
 def quiet() -> None:
-    """Keep the terminal for Forge's own output; Ray and MLflow log to their files."""
+    """Keep the terminal for Forge's own output; Ray and MLflow log to their files.
+
+    Warnings are not silenced here: `library_output` sends them, with the libraries' chatter, to a log file.
+    """
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    warnings.filterwarnings("ignore")
-    for name in ("ray", "ray.data", "ray.tune", "ray.train", "ray.serve", "mlflow", "alembic", "urllib3"):
+    if os.environ.get("FORGE_VERBOSE") == "1":
+        return
+    for name in NOISY:
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+@contextlib.contextmanager
+def library_output(path: Path | None):
+    """Send what Ray, Tune, Optuna and MLflow print or log (and Python warnings) to `path` while the block runs;
+    Forge's own lines go to stderr through their own console and stay on the terminal.
+
+    FORGE_VERBOSE=1 (or path None) leaves everything on the terminal.
+    """
+    if path is None or os.environ.get("FORGE_VERBOSE") == "1":
+        yield None
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, {n: (logging.getLogger(n).handlers[:], logging.getLogger(n).propagate,
+                                                 logging.getLogger(n).level) for n in NOISY})
+    root.handlers, root.level = [handler], logging.INFO
+    for name in NOISY:  # their own stream handlers write to the terminal: route them through the root instead
+        lg = logging.getLogger(name)
+        lg.handlers, lg.propagate, lg.level = [], True, logging.INFO
+    logging.captureWarnings(True)
+    try:
+        with open(path, "a", encoding="utf-8") as out, contextlib.redirect_stdout(out), \
+                contextlib.redirect_stderr(out):  # MLflow prints its registry lines to stderr itself
+            yield path
+    finally:
+        logging.captureWarnings(False)
+        root.handlers, root.level = saved[0], saved[1]
+        for name, (handlers, propagate, level) in saved[2].items():
+            lg = logging.getLogger(name)
+            lg.handlers, lg.propagate, lg.level = handlers, propagate, level
+        handler.close()
 
 
 FAST_INGRESS = {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"}
@@ -57,6 +98,8 @@ def _give_back_address(ours: str, previous: str) -> None:
     from ray._private.utils import read_ray_address, write_ray_address
 
     if read_ray_address() == ours:  # nobody has taken it since
+        # Ray logs "Overwriting previous Ray address" at INFO; at exit it would be the terminal's last line.
+        logging.getLogger("ray._private.utils").setLevel(logging.WARNING)
         write_ray_address(previous)
 
 

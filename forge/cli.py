@@ -18,6 +18,8 @@ import typer
 import yaml
 from rich.console import Console
 
+from forge._runtime import library_output
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Forge: the whole life of a model, on Ray.")
 models_app = typer.Typer(no_args_is_help=True, help="The model registry.")
 token_app = typer.Typer(no_args_is_help=True, help="JWTs for the serving API.")
@@ -32,7 +34,8 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(labels_app, name="labels")
 app.add_typer(log_app, name="log")
 
-err = Console(stderr=True, soft_wrap=True)
+# Bound to the real stderr: while a command runs, library_output redirects sys.stdout/sys.stderr to its log.
+err = Console(file=sys.stderr, soft_wrap=True)
 ConfigOpt = typer.Option("forge.yaml", "-c", "--config", help="Path to forge.yaml.")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object as the last line of stdout.")
 StrictOpt = typer.Option(False, "--strict", help="Exit 3 on feature warnings (leakage, constant or ID-like columns).")
@@ -66,8 +69,9 @@ def command(fn):
         from forge.training.tracking import TrackingUnreachable
 
         as_json = kwargs.get("as_json", False)
+        log = _library_log(fn.__name__, kwargs.get("config"))
         try:
-            with _job_metrics(fn.__name__, kwargs.get("config")):
+            with _job_metrics(fn.__name__, kwargs.get("config")), library_output(log):
                 result = fn(*args, **kwargs)
         except (ConfigError, SourceError, StorageError) as e:
             err.print(f"[red]error:[/red] {e}")
@@ -97,10 +101,28 @@ def command(fn):
                 traceback.print_exc()
             err.print(f"[red]error:[/red] {e}")
             raise typer.Exit(2 if isinstance(e, ValueError) else 1) from None
+        finally:
+            if log is not None and log.exists() and log.stat().st_size:
+                err.print(f"[dim]forge: Ray, Tune and MLflow output: {log}[/dim]")
         if result is not None:
             _emit(result, as_json)
 
     return wrapper
+
+
+def _library_log(name: str, config: str | None) -> Path | None:
+    """Where a batch command's library output goes: logs/ in the workspace (on this node's disk)."""
+    from forge.config import ConfigError, load_config
+    from forge.storage import StorageError
+    from forge.workspace import Workspace
+
+    if name not in BATCH_JOBS or config is None:
+        return None
+    try:
+        ws = Workspace.from_config(load_config(config))
+        return ws.local_dir("logs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    except (ConfigError, StorageError, OSError):
+        return None  # the command itself reports the problem
 
 
 # Batch jobs push their run and process metrics when monitoring.pushgateway is set.
@@ -177,7 +199,10 @@ def rows_progress(label: str):
 
 
 def _say(msg: str) -> None:
-    err.print(f"[cyan]forge[/cyan] {msg}")
+    """One of Forge's own lines on stderr (the text is shown as it is: values may hold brackets)."""
+    from rich.markup import escape
+
+    err.print(f"[cyan]forge[/cyan] {escape(msg)}", highlight=False)
 
 
 @app.command()
@@ -213,7 +238,7 @@ def init(data: str = typer.Argument(..., help="A data file to infer the schema f
     how = "a uniform sample of" if inferred.sampled else "every one of"
     _say(f"read {how} {inferred.rows_read} rows; wrote {out} ({len(schema)} columns)")
     for col, note in inferred.notes.items():
-        _say(f"[yellow]column {col!r}:[/yellow] {note}")
+        _say(f"column {col!r}: {note}")
     return {"config_path": str(out), "rows_read": inferred.rows_read, "sampled": inferred.sampled}
 
 
@@ -228,17 +253,17 @@ def validate(config: str = ConfigOpt, as_json: bool = JsonOpt, strict: bool = St
     _say(f"validate: reading {cfg.data.source}")
     with rows_progress("validate") as progress:
         res = validate_dataset(cfg, progress=progress)
+    from forge.data.validation import report_lines
+
     _say(f"validate: data version {res.dataset.version}; quarantine -> {res.quarantine_path}")
+    for line in report_lines(res.report):
+        err.print(line, markup=False, highlight=False)
     _strict_check(res.report, res.summary(), strict)
     return res.summary()
 
 
 def _strict_check(report: dict, result: dict, strict: bool) -> None:
-    """Print the validation summary; with --strict, feature warnings stop the command (exit 3)."""
-    from forge.data.validation import report_lines
-
-    for line in report_lines(report):
-        err.print(line, markup=False, highlight=False)
+    """With --strict, feature warnings stop the command (exit 3) before anything is trained."""
     if strict and report.get("warnings"):
         raise CheckFailed(f"--strict: {len(report['warnings'])} feature warning(s); nothing was trained", result)
 

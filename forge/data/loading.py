@@ -57,7 +57,10 @@ def source_files(fs: pafs.FileSystem | None, path: str) -> list[str]:
         if not hits:
             raise SourceError(f"data.source: no file matches {path!r}")
         return hits
-    info = fs.get_file_info(path)
+    try:
+        info = fs.get_file_info(path)
+    except OSError as e:  # unreachable endpoint, missing or wrong credentials
+        raise SourceError(f"data.source: cannot read {path!r}: {e}") from e
     if info.type == pafs.FileType.NotFound:
         raise SourceError(f"data.source: {path!r} does not exist")
     if info.type == pafs.FileType.Directory:

@@ -125,7 +125,7 @@ def _looks_like_dates(s: pd.Series) -> bool:
 def profile_table(table: pa.Table, kinds: dict[str, str]) -> SourceProfile:
     """The profile of one Arrow batch, each column parsed as its proposed kind by the validator's parser."""
     if MALFORMED in table.column_names:  # malformed lines are no rows of the data: validation quarantines them
-        return SourceProfile(0, {})
+        table = table.filter(pc.is_null(table.column(MALFORMED))).drop_columns([MALFORMED])
     cols = {}
     for name, kind in kinds.items():
         prof = ColumnProfile(kind, rows=table.num_rows)

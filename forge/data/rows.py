@@ -44,7 +44,13 @@ class RowValidator:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         if MALFORMED in batch.column_names:
-            return self._malformed(batch.column(MALFORMED))
+            # Ray Data may hand a read task's two blocks (rows, malformed lines) over as one, nulls filling in.
+            bad = pc.is_valid(batch.column(MALFORMED))
+            rows = self._check(batch.filter(pc.invert(bad)).drop_columns([MALFORMED]))
+            return pa.concat_tables([rows, self._malformed(batch.column(MALFORMED).filter(bad))])
+        return self._check(batch)
+
+    def _check(self, batch: pa.Table) -> pa.Table:
         n = batch.num_rows
         reasons = np.full(n, None, dtype=object)
         done = np.zeros(n, dtype=bool)
@@ -101,7 +107,7 @@ class RowValidator:
 
     def _malformed(self, records: pa.ChunkedArray) -> pa.Table:
         """A block of malformed lines (from the CSV reader) in the output schema: quarantined, reason and text kept."""
-        recs = [json.loads(r) for r in records.to_pylist()]
+        recs = [json.loads(r) for r in records.to_pylist() if r is not None]
         n = len(recs)
         out = pa.Table.from_arrays([pa.nulls(n, f.type) for f in self.arrow], schema=self.arrow)
         return (

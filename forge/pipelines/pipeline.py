@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 
 from forge.config import ColumnSchema, ForgeConfig
 from forge.data.ingest import ValidationResult, validate_dataset
+from forge.data.validation import report_lines
 from forge.data.versioning import DatasetVersion, get_version
 from forge.features.statistics import compute_statistics, save_statistics
 from forge.registry import registry as reg
@@ -159,8 +160,9 @@ def run(cfg: ForgeConfig, say: Say = _quiet, progress=None,
     v = validate_dataset(cfg, progress=progress)
     if progress:
         progress(None)
-    say(f"validate: {v.rows_valid}/{v.rows_in} rows valid, {v.rows_quarantined} quarantined; "
-        f"data version {v.dataset.version}{'' if v.created else ' (unchanged)'}")
+    say(f"validate: data version {v.dataset.version}{'' if v.created else ' (unchanged)'}")
+    for line in report_lines(v.report):
+        say(line)
     if before_training:
         before_training(v)
     return {**v.summary(), **train(cfg, v.dataset.version, say=say)}

@@ -137,6 +137,7 @@ def search(cfg: ForgeConfig, td: TrainingData, storage: Location | Path, callbac
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created in memory": known noise
     t = cfg.training
     spaces = _families(cfg, td.task)
 
