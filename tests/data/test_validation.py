@@ -110,3 +110,19 @@ def test_a_run_that_lost_more_than_the_limit_stops_naming_the_top_reasons(tmp_pa
     assert lines[first].split()[0] == "4" and "got -100.0" in lines[first]
     assert "cannot parse" in lines[first + 1] and lines[first + 1].split()[0] == "1"
     assert not (tmp_path / ".forge" / "datasets" / "t" / "LATEST").exists()  # nothing versioned, nothing trained
+
+
+def test_strict_turns_feature_warnings_into_exit_3(tmp_path):
+    """A column that is the label in disguise is named; --strict stops there, without it the run goes on."""
+    rows = [f"{i},{i}.5,{'red' if i % 2 else 'blue'},2026-01-02,{i % 2}" for i in range(60)]
+    (tmp_path / "d.csv").write_text("id,amount,color,when,label\n" + "\n".join(rows) + "\n")
+    cfg = tmp_path / "forge.yaml"
+    cfg.write_text("name: t\ndata:\n  source: d.csv\n  target: label\n")
+    r = run_cli("validate", "-c", str(cfg), "--json", "--strict")
+    assert r.returncode == 3, r.stderr
+    assert "warning: leakage: color: color alone reproduces the target" in r.stderr
+    assert "warning: id_like: id" in r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert {w["kind"] for w in out["warnings"]} == {"leakage", "id_like", "constant"}  # "when" is one date
+    r = run_cli("validate", "-c", str(cfg), "--json")
+    assert r.returncode == 0 and "warning: leakage" in r.stderr

@@ -11,7 +11,9 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.conftest import ROOT, SHARED, require_binary
+from tests.conftest import ROOT, require_binary
+
+VENDORED = Path(__file__).parent / "crds"  # pinned upstream CRDs (see crds/PROVENANCE.md)
 
 CRDS = {
     ("ray.io/v1", "RayCluster"): "kuberay/ray.io_rayclusters.yaml",
@@ -45,7 +47,7 @@ def _strict(schema: dict) -> dict:
 
 
 def _crd_schema(api_version: str, kind: str) -> dict:
-    crd = yaml.safe_load((SHARED / "schemas" / CRDS[(api_version, kind)]).read_text())
+    crd = yaml.safe_load((VENDORED / CRDS[(api_version, kind)]).read_text())
     version = api_version.split("/")[1]
     spec = next(v for v in crd["spec"]["versions"] if v["name"] == version)
     return _strict(spec["schema"]["openAPIV3Schema"])

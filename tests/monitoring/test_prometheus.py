@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 FORGE_METRICS = ["ray_forge_predictions_total", "ray_forge_prediction_errors_total",
                  "ray_forge_prediction_latency_ms_bucket", "ray_forge_prediction_score_bucket",
                  "ray_forge_feature_drift_score", "ray_forge_dataset_drift_share", "ray_forge_model_info",
-                 "ray_forge_estimated_performance"]
+                 "ray_forge_estimated_performance", "ray_forge_unknown_category_total"]
 
 
 def _loopback_targets(sd_file: Path, out: Path) -> None:
@@ -63,7 +63,11 @@ def _daemon(name: str, *args: str):
 @pytest.fixture(scope="module")
 def prometheus(served, tmp_path_factory, ray_session, pushgateway):
     folder = tmp_path_factory.mktemp("prom")
-    sd = Path("/tmp/ray/prom_metrics_service_discovery.json")
+    # The session cluster's own file: /tmp/ray/prom_metrics_service_discovery.json is a link that the last
+    # `ray start` on this machine (the multi-node tests' clusters) repoints at its own, dead, session.
+    from ray._private.worker import _global_node
+
+    sd = Path(_global_node.get_session_dir_path()) / "prom_metrics_service_discovery.json"
     deadline = time.time() + 30
     while not sd.exists() and time.time() < deadline:
         time.sleep(1)
@@ -93,6 +97,9 @@ def scraped(prometheus, served, auth_headers_module):
     for i in range(15):  # 150 rows: enough for the replica's drift window to compute
         httpx.post(f"{url}/v1/predict", json={"instances": _rows(cfg, 10, seed=1000 + i)}, headers=h, timeout=30)
     httpx.post(f"{url}/v1/predict", json={"instances": _rows(cfg, 1)}, timeout=30)  # 401 -> an error metric
+    # A region training never saw: served (observed categories are no rule) and counted.
+    unseen = [{**row, "region": "atlantis"} for row in _rows(cfg, 2, seed=7)]
+    assert httpx.post(f"{url}/v1/predict", json={"instances": unseen}, headers=h, timeout=30).status_code == 200
     deadline = time.time() + 90
     names: set[str] = set()
     while time.time() < deadline:
@@ -118,6 +125,9 @@ def test_every_forge_metric_is_scraped(scraped, prometheus):
     assert float(r["data"]["result"][0]["value"][1]) >= 150
     info = httpx.get(f"{prometheus}/api/v1/query", params={"query": "ray_forge_model_info == 1"}).json()
     assert {s["metric"]["version"] for s in info["data"]["result"]}
+    r = httpx.get(f"{prometheus}/api/v1/query", params={
+        "query": 'sum(ray_forge_unknown_category_total{feature="region"})'}).json()
+    assert float(r["data"]["result"][0]["value"][1]) >= 2
 
 
 def _expressions() -> list[tuple[str, str]]:
