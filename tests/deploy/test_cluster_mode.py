@@ -152,13 +152,14 @@ def test_pipeline_serve_drift_retrain_swap_with_all_state_on_s3(stack, three_nod
     token = create_token(Settings.from_config(ForgeConfig.model_validate(cfg).serving.auth), "t", ["predict"])
     headers = {"Authorization": f"Bearer {token}"}
     rows = synthetic.generate(300, seed=12, shift=1.5)[FEATURES]
-    ok = 0
+    ok, request_ids = 0, []
     for i in range(0, 300, 20):
         body = {"instances": json.loads(rows.iloc[i : i + 20].to_json(orient="records"))}
         r = httpx.post(f"{url}/v1/predict", json=body, headers=headers, timeout=30)
         assert r.status_code == 200, r.text
         assert r.json()["model"]["version"] == "1"
         ok += len(r.json()["predictions"])
+        request_ids.append(r.json()["request_id"])
 
     deadline = time.time() + 60  # the replicas flush their logs to S3 every 0.5 s
     while time.time() < deadline and _log_rows(fs) < ok:
@@ -184,6 +185,7 @@ def test_pipeline_serve_drift_retrain_swap_with_all_state_on_s3(stack, three_nod
     assert version == "2", "the live app did not swap to the retrained version"
     subprocess.run([str(BIN / "serve"), "shutdown", "--address", three_nodes["dashboard"], "-y"],
                    env=three_nodes["env"], capture_output=True, timeout=120)
+    _registry_and_labels_work_against_the_server(tmp_path / "serve" / "forge.yaml", request_ids)
 
     files = {i.path for i in fs.get_file_info(pafs.FileSelector("forge-cluster/ws", recursive=True))}
     for key in ("datasets/churn/LATEST", "reports/validation-churn-", "quarantine/churn/", "features/churn/meta.json",
@@ -200,6 +202,26 @@ def test_pipeline_serve_drift_retrain_swap_with_all_state_on_s3(stack, three_nod
     assert len(nodes) >= 2, f"all work ran on {len(nodes)} node"
 
 
+def _registry_and_labels_work_against_the_server(cfg_path: Path, request_ids: list[str]) -> None:
+    """`forge models`, lineage and labels, unchanged, against `mlflow server` and the S3 workspace."""
+    from tests.conftest import run_cli
+
+    def cli(*args: str) -> dict:
+        r = run_cli(*args, "-c", str(cfg_path), "--json", env=AWS, timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
+    versions = {v["version"]: v for v in cli("models", "list")["versions"]}
+    assert set(versions) == {"1", "2"} and "champion" in versions["2"]["aliases"]
+    chain = cli("models", "show", "2")
+    assert chain["data"]["version"] and chain["data"]["manifest"].startswith("s3://forge-cluster/ws/datasets/")
+    labels = cfg_path.parent / "labels.csv"
+    labels.write_text("request_id,row,label\n" + "".join(f"{rid},0,1\n" for rid in request_ids))
+    added = cli("labels", "add", str(labels))
+    assert added["labels"] == len(request_ids) and added["path"].startswith("s3://forge-cluster/ws/labels/")
+    assert "live_value" in cli("labels", "report")
+
+
 def _log_rows(fs: pafs.S3FileSystem) -> int:
     import pyarrow.parquet as pq
 
@@ -212,7 +234,8 @@ FAIL_WS = "s3://forge-cluster/ws-fail"
 
 
 def _config(stack: dict, port: int, **over) -> dict:
-    cfg = {"name": "churn", "workspace": FAIL_WS, "tracking_uri": stack["mlflow"],
+    # A model of its own: the registry is shared with the first test, whose champion must not judge this one.
+    cfg = {"name": "churn_fail", "workspace": FAIL_WS, "tracking_uri": stack["mlflow"],
            "object_store": {"endpoint_url": stack["endpoint"]},
            "data": {"source": "s3://forge-cluster/raw/churn-fail.csv", "target": "churned",
                     "timestamp": "event_time", "entity": "customer_id"},
@@ -381,7 +404,7 @@ def test_serving_loses_no_prediction_when_a_worker_node_is_killed(stack, three_n
     from forge.workspace import Workspace
 
     fcfg = ForgeConfig.model_validate(cfg)
-    log = read_log(Workspace.from_config(fcfg).predictions("churn"))
+    log = read_log(Workspace.from_config(fcfg).predictions(fcfg.name))
     logged = log["request_id"].tolist()
     assert ok <= set(logged), f"{len(ok - set(logged))} answered predictions are missing from the log"
     assert len(logged) == len(set(logged)), "a prediction was logged twice"
