@@ -78,9 +78,14 @@ def mark_challenger(client: MlflowClient, name: str, version: str) -> None:
 
 
 def list_versions(client: MlflowClient, name: str) -> list[dict]:
+    # An MLflow server's search_model_versions leaves aliases empty (SQLite filled them): ask the model for them.
+    by_version: dict[str, set] = {}
+    for alias, version in client.get_registered_model(name).aliases.items():
+        by_version.setdefault(str(version), set()).add(alias)
     out = []
     for mv in sorted(client.search_model_versions(f"name='{name}'"), key=lambda m: int(m.version)):
-        out.append({"version": mv.version, "aliases": list(mv.aliases), "run_id": mv.run_id,
+        aliases = sorted(set(mv.aliases) | by_version.get(str(mv.version), set()))
+        out.append({"version": mv.version, "aliases": aliases, "run_id": mv.run_id,
                     "data_version": mv.tags.get("forge.data_version"), "metric": mv.tags.get("forge.metric"),
                     "created": mv.creation_timestamp})
     return out
