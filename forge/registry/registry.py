@@ -80,7 +80,11 @@ def mark_challenger(client: MlflowClient, name: str, version: str) -> None:
 def list_versions(client: MlflowClient, name: str) -> list[dict]:
     # An MLflow server's search_model_versions leaves aliases empty (SQLite filled them): ask the model for them.
     by_version: dict[str, set] = {}
-    for alias, version in client.get_registered_model(name).aliases.items():
+    try:
+        registered = client.get_registered_model(name).aliases
+    except MlflowException:
+        return []  # nothing registered yet
+    for alias, version in registered.items():
         by_version.setdefault(str(version), set()).add(alias)
     out = []
     for mv in sorted(client.search_model_versions(f"name='{name}'"), key=lambda m: int(m.version)):
