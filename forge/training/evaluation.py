@@ -27,6 +27,8 @@ def score(metric: str, y_true: np.ndarray, pred: np.ndarray, proba: np.ndarray |
     if metric == "roc_auc":
         if proba is None:
             raise ValueError("roc_auc needs probabilities")
+        if classes is None or len(classes) < 2:  # labels of one class only: undefined, not a crash
+            raise ValueError("roc_auc needs two classes")
         if proba.shape[1] == 2:
             return float(skm.roc_auc_score(y_true == classes[1], proba[:, 1]))
         return float(skm.roc_auc_score(y_true, proba, multi_class="ovr", labels=classes))
