@@ -4,13 +4,14 @@ Scale with env vars for a quick look: BENCH_ROWS (default 5,000,000), BENCH_DRIF
 """
 
 import os
+import secrets
 import sys
 
 NAMES = ["ingest", "features", "tune", "drift", "serve"]
 
 
 def main() -> None:
-    os.environ.setdefault("FORGE_JWT_SECRET", "bench-secret-" + "z" * 24)
+    os.environ.setdefault("FORGE_JWT_SECRET", secrets.token_hex(32))
     chosen = sys.argv[1:] or NAMES
     rows = int(os.environ.get("BENCH_ROWS", 5_000_000))
     for name in chosen:

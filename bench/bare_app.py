@@ -6,14 +6,12 @@ The model loads when a worker imports this module, so no worker starts answering
 
 import os
 
-import mlflow
 import pandas as pd
 from fastapi import FastAPI
 
-from forge.training.packaging import load_forge_model
+from forge.registry.client import Registry
 
-mlflow.set_tracking_uri(os.environ["BENCH_TRACKING_URI"])
-MODEL = load_forge_model(os.environ["BENCH_MODEL_URI"])
+MODEL = Registry(os.environ["BENCH_MODEL_NAME"], os.environ["BENCH_TRACKING_URI"]).load(os.environ["BENCH_MODEL_VERSION"])
 app = FastAPI()
 
 

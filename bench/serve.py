@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -165,7 +166,7 @@ def run_bare(cfg_path: Path, seconds: int, connections: int, bounded: float | No
 
     port = 8124
     env = {**os.environ, "BENCH_TRACKING_URI": tracking_uri(load_config(cfg_path)),
-           "BENCH_MODEL_URI": "models:/wide@champion", "PYTHONPATH": str(ROOT)}
+           "BENCH_MODEL_NAME": "wide", "BENCH_MODEL_VERSION": "champion", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([str(BIN / "uvicorn"), "bench.bare_app:app", "--port", str(port), "--workers",
                              str(os.cpu_count() or 2), "--log-level", "warning"], env=env, cwd=ROOT,
                             start_new_session=True)
@@ -179,7 +180,7 @@ def run_bare(cfg_path: Path, seconds: int, connections: int, bounded: float | No
 
 
 def main(seconds: int = 10, connections: int = 16) -> dict:
-    os.environ.setdefault("FORGE_JWT_SECRET", "bench-secret-" + "z" * 24)
+    os.environ.setdefault("FORGE_JWT_SECRET", secrets.token_hex(32))
     cfg_path = train()
     bare = "bare FastAPI+uvicorn (2 workers)"
     results = {bare: run_bare(cfg_path, seconds, connections)}

@@ -14,7 +14,7 @@ _API = ("DataLoader", "DataValidator", "FeatureEngineer", "ModelTrainer", "Exper
 __all__ = ["__version__", *_CONFIG, *_API]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> object:
     if name in _CONFIG:
         from forge import config
 

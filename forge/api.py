@@ -16,17 +16,23 @@ use (or joined through RAY_ADDRESS), never at import.
 from __future__ import annotations
 
 import pickle  # nosec B403: a FeatureEngineer reads back only what its own save() wrote
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from forge.config import ColumnSchema, ForgeConfig, load_config
+from forge.errors import UsageError
+from forge.storage import as_location
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
     import ray.data
+    from ray.tune import ResultGrid
 
     from forge.data.ingest import ValidationResult
     from forge.data.profile import InferredSchema
+    from forge.training.packaging import ForgeModel
     from forge.training.trainer import TrainingData
 
 
@@ -72,7 +78,7 @@ class DataValidator:
 
         return infer_source_schema(self.cfg)
 
-    def validate(self, progress=None) -> ValidationResult:
+    def validate(self, progress: Callable[[int | None], None] | None = None) -> ValidationResult:
         """Validate, quarantine and version the source.
 
         Raises:
@@ -93,13 +99,13 @@ class FeatureEngineer:
     """
 
     def __init__(self, cfg: ForgeConfig | str | Path, schema: dict[str, ColumnSchema] | None = None,
-                 exclude: list[str] = ()):
+                 exclude: Sequence[str] = ()):
         from forge.features.engineering import FeatureTransform, infer_spec
 
         self.cfg = _config(cfg)
         schema = schema if schema is not None else self.cfg.data.schema_
         if schema is None:
-            raise ValueError("FeatureEngineer needs a schema: pass ValidationResult.schema or declare data.schema")
+            raise UsageError("FeatureEngineer needs a schema: pass ValidationResult.schema or declare data.schema")
         self.spec = infer_spec(self.cfg, schema, list(exclude))
         self.transform_ = FeatureTransform(self.spec)
 
@@ -112,7 +118,7 @@ class FeatureEngineer:
         self.transform_.fit(ds)
         return self
 
-    def transform(self, data: pd.DataFrame | ray.data.Dataset):
+    def transform(self, data: pd.DataFrame | ray.data.Dataset) -> np.ndarray | ray.data.Dataset:
         """pandas rows -> a float matrix; a Ray Dataset -> a Dataset of {"features"} batches."""
         import pandas as pd
 
@@ -151,15 +157,16 @@ class ModelTrainer:
         _ray()
         return prepare(self.cfg, frame, schema)
 
-    def search(self, data: TrainingData, storage: str | Path | None = None):
+    def search(self, data: TrainingData, storage: str | Path | None = None) -> ResultGrid:
         """The Tune search; returns Tune's ResultGrid (storage: the workspace's tune/ folder by default)."""
         from forge.training.trainer import search
         from forge.workspace import Workspace
 
         _ray()
-        return search(self.cfg, data, storage or Workspace.from_config(self.cfg).tune())
+        where = as_location(storage) if storage is not None else Workspace.from_config(self.cfg).tune()
+        return search(self.cfg, data, where)
 
-    def fit_best(self, data: TrainingData, grid) -> tuple[str, dict, Any]:
+    def fit_best(self, data: TrainingData, grid: ResultGrid) -> tuple[str, dict, Any]:
         """(family, parameters, fitted estimator) of the best trial."""
         from forge.training.evaluation import mode
         from forge.training.trainer import fit_best
@@ -169,40 +176,34 @@ class ModelTrainer:
 
 
 class ExperimentTracker:
-    """MLflow for one project: its tracking and registry URIs, aliases, model URIs, models and references."""
+    """MLflow for one project: its experiment, and its registry through one `Registry` facade (the client, alias
+    resolution, model URIs, hash-checked model loads, drift references, serving traffic)."""
 
     def __init__(self, cfg: ForgeConfig | str | Path):
+        from forge.registry.client import Registry
         from forge.training import tracking
 
         self.cfg = _config(cfg)
         self.experiment_id = tracking.setup(self.cfg)
-        self.client = tracking.client(self.cfg)
+        self.registry = Registry.of(self.cfg)
 
     def version(self, alias: str = "champion") -> str | None:
         """The version an alias points at (None when it points nowhere)."""
-        from forge.registry.registry import alias_version
-
-        return alias_version(self.client, self.cfg.name, alias)
+        return self.registry.version(alias)
 
     def model_uri(self, ref: str = "champion") -> str:
         """`models:/<name>@<alias>` for an alias, `models:/<name>/<version>` for a version number."""
-        return f"models:/{self.cfg.name}/{ref}" if ref.isdigit() else f"models:/{self.cfg.name}@{ref}"
+        return self.registry.model_uri(ref)
 
-    def load_model(self, ref: str = "champion"):
-        """The registered model (feature transform + estimator) behind an alias or version."""
-        from forge.training.packaging import load_forge_model
-
-        return load_forge_model(self.model_uri(ref))
+    def load_model(self, ref: str = "champion") -> ForgeModel:
+        """The registered model (feature transform + estimator), once its SHA-256 matches the registered one."""
+        return self.registry.load(ref)
 
     def versions(self) -> list[dict]:
-        from forge.registry.registry import list_versions
-
-        return list_versions(self.client, self.cfg.name)
+        return self.registry.versions()
 
     def lineage(self, ref: str = "champion") -> dict:
-        from forge.registry.registry import lineage
-
-        return lineage(self.client, self.cfg.name, ref if ref.isdigit() else self.version(ref))
+        return self.registry.lineage(ref)
 
 
 class Pipeline:
@@ -211,7 +212,7 @@ class Pipeline:
     def __init__(self, cfg: ForgeConfig | str | Path):
         self.cfg = _config(cfg)
 
-    def run(self, say=print) -> dict:
+    def run(self, say: Callable[[str], None] = print) -> dict:
         """The `forge run --json` object (data version, counts, model version, metric, baseline, gate)."""
         from forge.pipelines.pipeline import run
 

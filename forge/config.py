@@ -15,8 +15,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from forge.errors import UsageError
 
-class ConfigError(Exception):
+
+class ConfigError(UsageError):
     """A config that cannot be used; the message names the key and the file."""
 
 
@@ -164,12 +166,27 @@ class AuthConfig(_Strict):
     algorithm: Literal["HS256", "RS256"] = Field("HS256", description="JWT signature algorithm.")
     public_key_path: str | None = Field(None, description="PEM public key, for RS256.")
     dev_mode: bool = Field(False, description="Allow the well-known dev secret (never in production).")
+    issuer: str | None = Field(None, description="Required `iss` claim of every token when set (and written by "
+                                                 "`forge token create`).")
+    audience: str | None = Field(None, description="Required `aud` claim of every token when set.")
+    leeway_s: float = Field(10, ge=0, le=300, description="Clock skew allowed on `exp`/`iat`, in seconds.")
+    max_ttl_s: int = Field(86400, ge=60, description="Longest lifetime `forge token create --ttl` may give a token.")
 
 
 class Variant(_Strict):
-    name: str = Field(description="Variant label, as in metrics and the prediction log.")
-    model: str = Field(description="Registry alias (champion) or version number.")
+    name: str = Field(min_length=1, description="Variant label, as in metrics and the prediction log.")
+    model: str = Field(min_length=1, description="Registry alias (champion) or version number.")
     weight: float = Field(1.0, description="Share of unkeyed traffic.")
+
+    @classmethod
+    def parse(cls, spec: str) -> Variant:
+        """NAME=ALIAS_OR_VERSION[:WEIGHT], as `forge ab set --variant` takes it."""
+        name, _, rest = spec.partition("=")
+        model, _, weight = rest.partition(":")
+        try:
+            return cls(name=name, model=model, weight=float(weight or 1))
+        except ValueError:
+            raise UsageError(f"--variant {spec!r}: expected NAME=ALIAS_OR_VERSION[:WEIGHT]") from None
 
 
 class TrafficConfig(_Strict):
@@ -190,6 +207,12 @@ class ServingConfig(_Strict):
     max_ongoing_requests: int = Field(32, description="Concurrent requests per replica.")
     max_queued_requests: int = Field(64, description="Queued requests before 503.")
     max_instances: int = Field(1000, description="Largest batch per request (413 beyond).")
+    max_body_bytes: int = Field(4 << 20, ge=1024, description="Largest request body in bytes, checked before "
+                                                              "parsing or auth (413 beyond).")
+    max_string_length: int = Field(256, ge=1, description="Longest string feature value (422 beyond).")
+    max_labels: int = Field(10000, ge=1, description="Most labels in one POST /v1/labels (413 beyond).")
+    docs: bool | None = Field(None, description="Serve /docs and /openapi.json; default: only in dev mode "
+                                                "(auth.dev_mode, or auth off).")
     replica_cpus: float = Field(0.5, description="CPUs reserved per replica (leave room for training on small hosts).")
     batching: BatchingConfig = Field(default_factory=BatchingConfig, description="Dynamic batching.")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="Authentication.")

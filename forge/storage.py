@@ -23,10 +23,12 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from forge.errors import UsageError
+
 SCHEMES = ("s3", "gs", "file")
 
 
-class StorageError(Exception):
+class StorageError(UsageError):
     """A location that cannot be used: unknown scheme, unreachable endpoint, missing bucket or credentials."""
 
 

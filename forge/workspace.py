@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from forge.config import ForgeConfig
+from forge.errors import UsageError
 from forge.storage import Location
 
 
@@ -42,7 +43,7 @@ class Workspace:
     @property
     def tracking_uri(self) -> str:
         if not self.is_local:
-            raise ValueError(f"tracking_uri: a workspace on {self.root.uri} needs an MLflow server "
+            raise UsageError(f"tracking_uri: a workspace on {self.root.uri} needs an MLflow server "
                              "(tracking_uri: http://...); SQLite cannot live in an object store")
         self.root.mkdir()
         return f"sqlite:///{self.root.path}/mlflow.db"
@@ -85,6 +86,16 @@ class Workspace:
         path = base.joinpath(*parts)
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def prediction_log(self, cfg: ForgeConfig) -> tuple[Location, Path]:
+        """(where the prediction log's Parquet parts go, this node's folder for its write-ahead segments).
+
+        Object stores have no append and no lock: with a remote log the segments stay on this node's disk.
+        """
+        custom = cfg.monitoring.prediction_log.path
+        folder = Location.of(cfg.resolve(custom), cfg.object_store.endpoint_url, cfg.object_store.region) \
+            if custom else self.predictions(cfg.name)
+        return folder, Path(folder.path) if folder.is_local else self.local_dir("wal", cfg.name)
 
     def staging(self) -> Path:
         """Scratch space on this node for files being built before they are uploaded."""

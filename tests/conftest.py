@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -16,7 +17,7 @@ from forge._runtime import serve_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-os.environ.setdefault("FORGE_JWT_SECRET", "test-secret-" + "x" * 24)
+os.environ.setdefault("FORGE_JWT_SECRET", secrets.token_hex(32))  # a strong secret: weak ones refuse to start
 serve_defaults()  # the tests run Serve as users get it (HAProxy + direct ingress), set before Ray starts
 
 
@@ -88,7 +89,8 @@ def write_project(folder: Path, rows: int = 1500, seed: int = 3, **overrides) ->
         "data": {"source": "data/churn.csv", "target": "churned", "timestamp": "event_time", "entity": "customer_id"},
         "training": {"num_samples": 4, "max_concurrent": 2, "max_epochs": 3,
                      "models": ["logistic_regression", "random_forest", "mlp"]},
-        "serving": {"model_poll_s": 1, "port": free_port()},
+        # docs on: the fuzz tests read /openapi.json (production default: off, tested in test_app)
+        "serving": {"model_poll_s": 1, "port": free_port(), "docs": True},
         "monitoring": {"prediction_log": {"flush_interval_s": 0.5}, "drift": {"window_rows": 200}},
     }
     for key, value in overrides.items():

@@ -1,6 +1,5 @@
 """forge/cli.py: `forge init` infers a schema a user can read and edit, and `forge validate` runs on it as written."""
 
-import json
 import time
 
 import pytest
@@ -8,6 +7,7 @@ import yaml
 
 from forge.data.synthetic import generate
 from tests.conftest import run_cli
+from tests.contract import cli_json
 
 pytestmark = pytest.mark.integration
 
@@ -18,19 +18,19 @@ def test_init_writes_a_config_with_the_inferred_schema_then_validate_uses_it(ray
     r = run_cli("init", "events.csv", "--target", "churned", "--json", cwd=tmp_path)
     took = time.perf_counter() - t0
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout.strip().splitlines()[-1])["config_path"] == str(tmp_path / "forge.yaml")
+    assert cli_json(r, "init")["config_path"] == str(tmp_path / "forge.yaml")
     cfg = yaml.safe_load((tmp_path / "forge.yaml").read_text())
     schema = cfg["data"]["schema"]
     assert cfg["data"]["source"] == "events.csv" and cfg["name"] == "events"
     assert schema["churned"] == {"type": "int", "nullable": False}  # observed, not a rule: no inferred floor
     assert schema["event_time"]["type"] == "datetime" and schema["usage_hours"]["nullable"] is True
     assert schema["plan"]["categories"] == sorted(set(generate(800, seed=3)["plan"])) and "allowed" not in schema["plan"]
-    assert json.loads(r.stdout.strip().splitlines()[-1])["rows_read"] == 800 and "read every one of 800 rows" in r.stderr
+    assert cli_json(r, "init")["rows_read"] == 800 and "read every one of 800 rows" in r.stderr
     assert took < 30, f"init took {took:.1f} s: a CSV sample is read in process, with no Ray cluster to start"
 
     r = run_cli("validate", "-c", "forge.yaml", "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout.strip().splitlines()[-1])
+    out = cli_json(r, "validate")
     assert out["rows_in"] == 800 == out["rows_valid"] + out["rows_quarantined"]
     # The command's own cluster is gone: the machine's current cluster is this session's again (Ray Train's
     # placement-group cleaner finds its cluster there; left stale, ASHA-stopped MLP trials hung the suite).
@@ -51,7 +51,7 @@ def test_rows_progress_draws_a_live_count_then_goes(monkeypatch):
 
     from rich.console import Console
 
-    from forge import cli
+    from forge.cli import _common as cli
 
     out = io.StringIO()
     monkeypatch.setattr(cli, "err", Console(file=out, force_terminal=True, width=120))

@@ -25,6 +25,7 @@ from forge.data.profile import infer_source_schema
 from forge.data.rows import MALFORMED, RAW, REASON, RowValidator, arrow_schema
 from forge.data.validation import DatasetStats, dataset_checks
 from forge.data.versioning import DatasetVersion, commit_version, content_version
+from forge.errors import ForgeError
 from forge.storage import Location
 from forge.workspace import Workspace
 
@@ -32,7 +33,7 @@ QUARANTINE = "quarantine.parquet"
 _QSCHEMA = pa.schema([("line", pa.int64()), ("reason", pa.string()), ("raw", pa.string())])
 
 
-class DataCheckError(Exception):
+class DataCheckError(ForgeError):
     """Dataset-level checks failed; nothing downstream may run."""
 
     def __init__(self, message: str, report: dict):

@@ -15,12 +15,13 @@ import ray
 
 from forge.config import ColumnSchema, ForgeConfig
 from forge.data.csv_ranges import CSVRanges, head
+from forge.errors import UsageError
 from forge.storage import filesystem_for
 
 _SUFFIX_FORMAT = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json", ".jsonl": "json"}
 
 
-class SourceError(Exception):
+class SourceError(UsageError):
     """The data source cannot be read (missing, unknown format, unreachable)."""
 
 

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from forge.config import ColumnSchema, ForgeConfig
 from forge.data.rows import MALFORMED, _missing, _parse
+from forge.errors import UsageError
 
 CATEGORY_LIMIT = 30  # more distinct values than this: free text or an id, not a category
 JUNK_SHARE = 0.01  # a numeric column may hold this share of junk values (quarantined); more is not numeric
@@ -30,7 +31,7 @@ _LOCAL_BYTES = 64 << 20
 _PROFILE = "_forge_profile"
 
 
-class SchemaInferenceError(ValueError):
+class SchemaInferenceError(UsageError):
     """A column whose type cannot be inferred; the message names it and what was seen."""
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from forge.errors import NotFoundError
 from forge.storage import Location
 from forge.workspace import Workspace
 
@@ -63,11 +64,11 @@ def get_version(ws: Workspace, name: str, version: str | None = None) -> Dataset
     if version is None:
         dv = latest_version(ws, name)
         if dv is None:
-            raise FileNotFoundError(f"no validated dataset for {name!r}; run `forge validate` first")
+            raise NotFoundError(f"no validated dataset for {name!r}; run `forge validate` first")
         return dv
     path = ws.dataset(name, version)
     if not (path / MANIFEST).exists():
-        raise FileNotFoundError(f"dataset version {name}/{version} not found under {ws.root.uri}")
+        raise NotFoundError(f"dataset version {name}/{version} not found under {ws.root.uri}")
     return DatasetVersion(name, version, path)
 
 

@@ -24,6 +24,7 @@ import ray
 from ray.data.preprocessors import Chain, OneHotEncoder, SimpleImputer, StandardScaler
 
 from forge.config import ColumnSchema, ForgeConfig
+from forge.errors import UsageError
 
 
 @dataclass
@@ -55,7 +56,7 @@ def infer_spec(cfg: ForgeConfig, schema: dict[str, ColumnSchema], exclude: list[
     ]
     unknown = [c for c in [*numeric, *categorical] if c not in schema and c not in f.derived]
     if unknown:
-        raise ValueError(f"features: unknown columns {unknown} (not in the data schema)")
+        raise UsageError(f"features: unknown columns {unknown} (not in the data schema)")
     numeric = [*numeric, *[d for d in f.derived if d not in numeric]]
     return FeatureSpec(numeric=list(numeric), categorical=list(categorical), derived=dict(f.derived))
 
@@ -147,7 +148,7 @@ class FeatureTransform:
             imputer, scaler = next(steps), next(steps)
             fill = [imputer.stats_[f"mean({c})"] for c in self.spec.numeric]
             if any(v is None for v in fill):
-                raise ValueError("a numeric feature has no fill value (no non-null training value)")
+                raise UsageError("a numeric feature has no fill value (no non-null training value)")
             mean = np.array([scaler.stats_[f"mean({c})"] for c in self.spec.numeric], dtype="float64")
             std = np.array([scaler.stats_[f"std({c})"] for c in self.spec.numeric], dtype="float64")
             fast["numeric"] = (np.array(fill, dtype="float64"), mean, np.where(std < _EPSILON, 1.0, std))

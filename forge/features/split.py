@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from forge.errors import UsageError
+
 
 @dataclass
 class Splits:
@@ -35,7 +37,7 @@ def split_frame(
     method = method or ("time" if timestamp else "random")
     if method == "time":
         if not timestamp:
-            raise ValueError("data.split.method: time needs data.timestamp")
+            raise UsageError("data.split.method: time needs data.timestamp")
         df = df.sort_values(timestamp, kind="stable").reset_index(drop=True)
         ts = df[timestamp]
         n = len(df)
@@ -43,7 +45,7 @@ def split_frame(
         cut_val = ts.iloc[int(n * (1 - test_size - val_size))]
         train, val, test = df[ts <= cut_val], df[(ts > cut_val) & (ts <= cut_test)], df[ts > cut_test]
         if min(len(train), len(val), len(test)) == 0:
-            raise ValueError(f"time split on {timestamp!r} left an empty split (too few distinct timestamps)")
+            raise UsageError(f"time split on {timestamp!r} left an empty split (too few distinct timestamps)")
         return Splits(train.reset_index(drop=True), val.reset_index(drop=True), test.reset_index(drop=True), "time")
     strat = df[target] if stratify else None
     rest, test = train_test_split(df, test_size=test_size, random_state=seed, stratify=strat)

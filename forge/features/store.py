@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from forge.errors import NotFoundError
 from forge.storage import Location, as_location
 
 _ROW = "__row"
@@ -41,7 +42,7 @@ class FeatureStore:
     def _meta(self, name: str) -> dict:
         path = self.root / name / "meta.json"
         if not path.exists():
-            raise KeyError(f"feature table {name!r} not found under {self.root}")
+            raise NotFoundError(f"feature table {name!r} not found under {self.root}")
         return json.loads(path.read_text())
 
     def write_table(self, name: str, df: pd.DataFrame | pa.Table, entity: str, timestamp: str,

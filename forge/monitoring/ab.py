@@ -7,6 +7,7 @@ import pandas as pd
 from scipy import stats
 
 from forge.config import ForgeConfig
+from forge.errors import UsageError
 from forge.monitoring.labels import join_labels, read_labels
 from forge.monitoring.prediction_log import read_log
 from forge.workspace import Workspace
@@ -54,7 +55,7 @@ def ab_report(cfg: ForgeConfig) -> dict:
     log = log[log["variant"] != "shadow"] if len(log) else log
     variants = cfg.serving.traffic.variants
     if len(variants) < 2:
-        raise ValueError("serving.traffic.variants: an A/B report needs at least two variants")
+        raise UsageError("serving.traffic.variants: an A/B report needs at least two variants")
     control, treatment = variants[0].name, variants[1].name
     reqs = log.drop_duplicates("request_id") if len(log) else log
     counts = {v.name: int((reqs["variant"] == v.name).sum()) if len(reqs) else 0 for v in variants}

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from forge.errors import UsageError
 from forge.storage import Location, as_location
 from forge.training.evaluation import score
 
@@ -18,7 +20,7 @@ def write_labels(folder: Location | Path, labels: list[dict]) -> tuple[Location,
     """Store [{request_id, label, row?}] as a Parquet file; returns (path, count)."""
     df = pd.DataFrame.from_records(labels)
     if df.empty or not {"request_id", "label"} <= set(df.columns):
-        raise ValueError("labels: expected a list of {request_id, label} objects")
+        raise UsageError("labels: expected a list of {request_id, label} objects")
     if "row" not in df:
         df["row"] = 0
     df["received"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
@@ -75,26 +77,44 @@ def live_metrics(joined: pd.DataFrame, metrics: list[str], classes=None) -> dict
     return out
 
 
-def live_performance(cfg, window: int | None = None) -> dict:
-    """The champion's realised metric over its newest labelled predictions, beside its test-time metric.
+@dataclass
+class LivePerformance:
+    """The champion's realised metric over labelled predictions; `live_value` is None until
+    `retraining.min_labelled` rows have labels."""
 
-    Returns:
-        {version, metric, mode, test_value, live_value, rows, per_variant}; live_value is None until
-        `retraining.min_labelled` rows have labels.
-    """
+    version: str
+    metric: str
+    mode: str
+    test_value: float | None
+    live_value: float | None
+    rows: int
+    per_variant: dict
+
+    def decayed(self, drop: float) -> bool:
+        """True when the live metric is worse than the test-time one by more than `drop` (absolute)."""
+        if self.live_value is None or self.test_value is None:
+            return False
+        gap = self.test_value - self.live_value
+        return (gap if self.mode == "max" else -gap) > drop
+
+    def with_decay(self, drop: float) -> dict:
+        """The `forge labels report --json` object."""
+        return {**asdict(self), "decayed": self.decayed(drop)}
+
+
+def live_performance(cfg, window: int | None = None) -> LivePerformance:
+    """The champion's realised metric over its newest labelled predictions, beside its test-time metric."""
     from forge.monitoring.prediction_log import read_log
-    from forge.registry import registry as reg
-    from forge.training import evaluation, tracking
+    from forge.registry.client import Registry
+    from forge.training import evaluation
     from forge.workspace import Workspace
 
     ws = Workspace.from_config(cfg)
-    client = tracking.client(cfg)
-    version = reg.alias_version(client, cfg.name, reg.CHAMPION)
-    if version is None:
-        raise RuntimeError(f"model {cfg.name!r} has no @champion yet: run `forge run` first")
-    mv = client.get_model_version(cfg.name, version)
+    registry = Registry.of(cfg)
+    version = registry.require()
+    mv = registry.model_version(version)
     metric = mv.tags.get("forge.metric", "").partition("=")[0] or cfg.training.metric
-    test_value = client.get_run(mv.run_id).data.metrics.get(f"test_{metric}")
+    test_value = registry.run(mv.run_id).data.metrics.get(f"test_{metric}")
     log = read_log(ws.predictions(cfg.name))
     joined = join_labels(log[log["variant"] != "shadow"], read_labels(ws.labels(cfg.name))) if len(log) else log
     window = window or cfg.retraining.performance_window
@@ -106,13 +126,4 @@ def live_performance(cfg, window: int | None = None) -> dict:
         mine = joined[joined["model_version"].astype(str) == version].tail(window)
         if len(mine) >= cfg.retraining.min_labelled:
             live = live_metrics(mine.assign(variant="champion"), [metric], classes)["champion"][metric]
-    return {"version": version, "metric": metric, "mode": evaluation.mode(metric), "test_value": test_value,
-            "live_value": live, "rows": int(len(mine)), "per_variant": per_variant}
-
-
-def decayed(perf: dict, drop: float) -> bool:
-    """True when the live metric is worse than the test-time one by more than `drop` (absolute)."""
-    if perf["live_value"] is None or perf["test_value"] is None:
-        return False
-    gap = perf["test_value"] - perf["live_value"]
-    return (gap if perf["mode"] == "max" else -gap) > drop
+    return LivePerformance(version, metric, evaluation.mode(metric), test_value, live, int(len(mine)), per_variant)

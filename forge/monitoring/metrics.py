@@ -6,6 +6,8 @@ scraped as `ray_forge_predictions_total`. Names here are the contract in DESIGN.
 
 from __future__ import annotations
 
+import functools
+
 LATENCY_BUCKETS_MS = [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500]
 SCORE_BUCKETS = [0.1 * i for i in range(1, 10)]
 NAMES = ("forge_predictions_total", "forge_prediction_errors_total", "forge_prediction_latency_ms",
@@ -39,3 +41,10 @@ class ForgeMetrics:
             tag_keys=("feature",))
         self.model_info = m.Gauge("forge_model_info", description="The served model version (=1).",
                                   tag_keys=("model", "version"))
+
+
+@functools.cache
+def process_metrics() -> ForgeMetrics:
+    """The process's one set of Forge metrics (a Prometheus registry is per process, like prometheus_client's
+    REGISTRY): the replica and the app's exception handlers, which run before any replica method, share it."""
+    return ForgeMetrics()

@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 
 from forge.config import ForgeConfig
+from forge.errors import UsageError
 from forge.monitoring import drift as d
 from forge.monitoring.performance import estimate
 from forge.monitoring.prediction_log import read_log
-from forge.monitoring.reference import load_reference
 from forge.monitoring.report import render
 from forge.monitoring.window import file_format, large, read_current, summarise
+from forge.registry.client import ModelRef, Registry
 from forge.workspace import Workspace
 
 PREDICTION = "__prediction__"
@@ -35,7 +36,7 @@ def parse_since(text: str) -> float:
     try:
         return float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
     except ValueError:
-        raise ValueError(f"--since {text!r}: expected a duration such as 90s, 30m, 6h or 7d") from None
+        raise UsageError(f"--since {text!r}: expected a duration such as 90s, 30m, 6h or 7d") from None
 
 
 def current_window(cfg: ForgeConfig, current: str | None, last: int | None = None,
@@ -65,10 +66,8 @@ def _on_ray(cfg: ForgeConfig, current: str | None) -> bool:
     return engine == "ray" or large(current, cfg.monitoring.drift.ray_min_mb)
 
 
-def _summarised(cfg: ForgeConfig, current: str, numeric: list[str], categorical: list[str], model_uri: str):
+def _summarised(current: str, numeric: list[str], categorical: list[str], model: ModelRef):
     """The current file summarised with Ray Data, scored by the champion on the way unless it has a score."""
-    import mlflow
-
     from forge._runtime import init_ray
 
     init_ray()
@@ -76,36 +75,25 @@ def _summarised(cfg: ForgeConfig, current: str, numeric: list[str], categorical:
     scored = "score" in ds.schema().names
     if scored:
         ds = ds.rename_columns({"score": PREDICTION})
-    summary = summarise(ds, numeric, categorical, None if scored else model_uri, mlflow.get_tracking_uri(),
-                        score_column=PREDICTION)
+    summary = summarise(ds, numeric, categorical, None if scored else model, score_column=PREDICTION)
     if summary.n_rows == 0:
-        raise ValueError(f"no current data in {current}")
+        raise UsageError(f"no current data in {current}")
     return summary, f"{current} ({summary.n_rows} rows, summarised with Ray Data)"
 
 
 def run_drift(cfg: ForgeConfig, current: str | None = None, html_out: str | None = None,
               multivariate: bool = True, last: int | None = None, since_s: float | None = None) -> dict:
-    from mlflow import MlflowClient
-
-    from forge.registry.registry import CHAMPION, alias_version
-    from forge.training.packaging import load_forge_model
-    from forge.training.tracking import setup
-
-    setup(cfg)
-    client = MlflowClient()
-    version = alias_version(client, cfg.name, CHAMPION)
-    if version is None:
-        raise FileNotFoundError(f"model {cfg.name!r} has no @champion: run `forge run` first")
-    mv = client.get_model_version(cfg.name, version)
-    ref, stats = load_reference(client, mv.run_id)
+    registry = Registry.of(cfg)
+    pinned = registry.ref()
+    version = pinned.version
+    ref, stats = registry.reference(registry.model_version(version).run_id)
     numeric = [c for c, s in stats.items() if s["type"] == "numeric"]
     categorical = [c for c, s in stats.items() if s["type"] == "categorical"]
     n_ref = max(s["count"] + s["nulls"] for s in stats.values())
-    uri = f"models:/{cfg.name}/{version}"
-    model = load_forge_model(uri)
+    model = pinned.load()
     ref_pred = model.score_value(*model.predict_raw(ref))
     if _on_ray(cfg, current):
-        cur, label = _summarised(cfg, current, numeric, categorical, uri)
+        cur, label = _summarised(current, numeric, categorical, pinned)
         rows = cur.sample  # raw rows for the multivariate tests, CBPE and the plots: a uniform subsample
         if PREDICTION not in rows:
             rows[PREDICTION] = model.score_value(*model.predict_raw(rows))
@@ -114,7 +102,7 @@ def run_drift(cfg: ForgeConfig, current: str | None = None, html_out: str | None
     else:
         cur, label = current_window(cfg, current, last, since_s)
         if cur.empty:
-            raise ValueError(f"no current data in {label}")
+            raise UsageError(f"no current data in {label}")
         rows = cur
         rows_pred = cur["score"].to_numpy() if "score" in cur else model.score_value(*model.predict_raw(cur))
         cur_pred = pd.Series(rows_pred)

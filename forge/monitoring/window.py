@@ -10,9 +10,13 @@ raw rows: KS / chi-square against a small reference, the multivariate tests, the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from forge.registry.client import ModelRef
 
 QUANTILES = 400
 SAMPLE_ROWS = 20_000
@@ -88,22 +92,6 @@ class WindowSummary:
         return self.n_rows
 
 
-_MODELS: dict[str, object] = {}
-
-
-def _model(uri: str, tracking_uri: str | None):
-    """The model, loaded once per worker process (Ray reuses workers across tasks)."""
-    if uri not in _MODELS:
-        import mlflow
-
-        from forge.training.packaging import load_forge_model
-
-        if tracking_uri:
-            mlflow.set_tracking_uri(tracking_uri)
-        _MODELS[uri] = load_forge_model(uri)
-    return _MODELS[uri]
-
-
 class _Summarise:
     """Ray Data UDF: one batch -> long rows (column, key, value, weight); scores it first when a model is given.
 
@@ -111,15 +99,14 @@ class _Summarise:
     machine the pass's other tasks then waited for a CPU for ever.
     """
 
-    def __init__(self, numeric: list[str], categorical: list[str], model_uri: str | None, tracking_uri: str | None,
-                 score_column: str):
+    def __init__(self, numeric: list[str], categorical: list[str], model: ModelRef | None, score_column: str):
         self.numeric, self.categorical, self.score_column = numeric, categorical, score_column
-        self.model_uri, self.tracking_uri = model_uri, tracking_uri
+        self.model = model
         self.grid = (np.arange(QUANTILES) + 0.5) / QUANTILES  # midpoints: each stands for exactly 1/Q of the mass
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        if self.model_uri:
-            model = _model(self.model_uri, self.tracking_uri)
+        if self.model is not None:
+            model = self.model.load()
             batch[self.score_column] = model.score_value(*model.predict_raw(batch))
         cols, keys, values, weights = [ROWS], [""], [np.nan], [float(len(batch))]
         for c in self.numeric + ([self.score_column] if self.score_column in batch else []):
@@ -142,14 +129,14 @@ class _Summarise:
         return pd.DataFrame({"column": cols, "key": keys, "value": values, "weight": weights})
 
 
-def summarise(ds, numeric: list[str], categorical: list[str], model_uri: str | None = None,
-              tracking_uri: str | None = None, score_column: str = "__prediction__", seed: int = 0) -> WindowSummary:
+def summarise(ds, numeric: list[str], categorical: list[str], model: ModelRef | None = None,
+              score_column: str = "__prediction__", seed: int = 0) -> WindowSummary:
     """Two streaming passes over a Ray Dataset: the per-batch summaries, then a uniform subsample.
 
     Args:
-        model_uri: score each batch with this model (into `score_column`) unless the data has it.
+        model: score each batch with this model (into `score_column`) unless the data has it.
     """
-    udf = _Summarise(numeric, categorical, model_uri, tracking_uri, score_column)
+    udf = _Summarise(numeric, categorical, model, score_column)
     long = ds.map_batches(udf, batch_format="pandas").to_pandas()
     n = int(long.loc[long["column"] == ROWS, "weight"].sum())
     out = WindowSummary(n)

@@ -1,0 +1,1 @@
+"""Pipelines: the stages composed end to end (run, train, retrain, batch prediction, schedules, demos)."""

@@ -8,19 +8,14 @@ import pandas as pd
 import ray
 
 from forge.config import ForgeConfig
-from forge.workspace import tracking_uri
+from forge.registry.client import ModelRef, Registry
 
 
 class _Predictor:
     """One model load per Ray Data actor, then batches through ForgeModel.predict_raw."""
 
-    def __init__(self, uri: str, tracking: str):
-        import mlflow
-
-        from forge.training.packaging import load_forge_model
-
-        mlflow.set_tracking_uri(tracking)
-        self.model = load_forge_model(uri)
+    def __init__(self, model: ModelRef):
+        self.model = model.load()
 
     def __call__(self, df: pd.DataFrame) -> pd.DataFrame:
         pred, proba = self.model.predict_raw(df)
@@ -38,8 +33,8 @@ def batch_predict(cfg: ForgeConfig, input_path: str, output_path: str, model: st
     reader = {".csv": ray.data.read_csv, ".json": ray.data.read_json, ".jsonl": ray.data.read_json}.get(
         suffix, ray.data.read_parquet)
     ds = reader(src)
-    ref = f"models:/{cfg.name}@{model}" if not str(model).isdigit() else f"models:/{cfg.name}/{model}"
-    out = ds.map_batches(_Predictor, fn_constructor_kwargs={"uri": ref, "tracking": tracking_uri(cfg)},
+    pinned = Registry.of(cfg).ref(model)  # the version, not the alias: every actor loads the same model
+    out = ds.map_batches(_Predictor, fn_constructor_kwargs={"model": pinned},
                          batch_format="pandas", concurrency=concurrency,
                          num_cpus=0.5)  # leaves the read tasks a share of small nodes
     dest = cfg.resolve(output_path)

@@ -98,18 +98,14 @@ def loop(config: str, say=print, keep_serving: bool = False) -> dict:
     from forge.monitoring.monitor import run_drift
     from forge.pipelines.pipeline import run
     from forge.pipelines.retrain import retrain
-    from forge.registry.registry import CHAMPION, alias_version
-    from forge.training.tracking import setup
+    from forge.registry.client import Registry
 
     cfg = load_config(config)
     cfg.serving.model_poll_s = 2
     ensure_data(cfg, 4000)
     _secret()
     init_ray()
-    setup(cfg)
-    from mlflow import MlflowClient
-
-    if alias_version(MlflowClient(), cfg.name, CHAMPION) is None:
+    if Registry.of(cfg).version() is None:
         say("no champion yet: running the pipeline first")
         run(cfg, say=say)
     url = _serve(cfg, say)
@@ -141,9 +137,9 @@ def loop(config: str, say=print, keep_serving: bool = False) -> dict:
     say(f"drift after the shift: share {shifted['drift_share']:.2f} (dataset drift: {shifted['dataset_drift']}); "
         f"report: {html_path}")
     perf = live_performance(cfg)
-    live = "n/a" if perf["live_value"] is None else f"{perf['live_value']:.4f}"
-    say(f"delayed labels: live {perf['metric']} {live} over the last {perf['rows']} labelled predictions "
-        f"vs {perf['test_value']:.4f} at test time")
+    live = "n/a" if perf.live_value is None else f"{perf.live_value:.4f}"
+    say(f"delayed labels: live {perf.metric} {live} over the last {perf.rows} labelled predictions "
+        f"vs {perf.test_value:.4f} at test time")
     out = retrain(cfg, if_drift=True, if_decay=True, say=say)
     swapped_to = before["version"]
     if out["promoted"]:

@@ -54,14 +54,14 @@ def check_trigger(cfg: ForgeConfig, if_drift: bool, reason: str | None,
         return True, reason or "manual", None
     fired, quiet, res = [], [], None
     if if_decay:
-        from forge.monitoring.labels import decayed, live_performance
+        from forge.monitoring.labels import live_performance
 
         perf = live_performance(cfg)
-        m, live, test = perf["metric"], perf["live_value"], perf["test_value"]
+        m, live, test = perf.metric, perf.live_value, perf.test_value
         shown = "n/a" if live is None else f"{live:.4f}"
-        text = (f"live {m} {shown} over {perf['rows']} labelled rows vs {test:.4f} at test time "
+        text = (f"live {m} {shown} over {perf.rows} labelled rows vs {test:.4f} at test time "
                 f"(allowed drop {cfg.retraining.performance_drop}, needs {cfg.retraining.min_labelled} labels)")
-        if decayed(perf, cfg.retraining.performance_drop):
+        if perf.decayed(cfg.retraining.performance_drop):
             fired.append(f"performance: {text}")
         else:
             quiet.append(f"no decay: {text}")
@@ -143,10 +143,10 @@ def retrain(cfg: ForgeConfig, if_drift: bool = False, reason: str | None = None,
     if drift:
         tags["forge.retrain.drift_report"] = drift["report_path"]
     out = train(rcfg, v.dataset.version, say=say, extra_tags=tags, gate_frame=gate_frame)
-    with mlflow.start_run(run_id=out["run_id"]):
-        mlflow.set_tags({"forge.retrain.challenger": out["model_version"],
-                         "forge.retrain.champion_before": str(out["gate"]["champion_version"])})
-        mlflow.log_dict({"trigger": why, "drift": drift, "gate": out["gate"]}, "retrain/decision.json")
-    return {"triggered": True, "reason": why, "model_version": out["model_version"], "promoted": out["promoted"],
-            "gate": out["gate"], "data_version": v.dataset.version, "run_id": out["run_id"],
+    with mlflow.start_run(run_id=out.run_id):
+        mlflow.set_tags({"forge.retrain.challenger": out.model_version,
+                         "forge.retrain.champion_before": str(out.gate.champion_version)})
+        mlflow.log_dict({"trigger": why, "drift": drift, "gate": out.gate.to_dict()}, "retrain/decision.json")
+    return {"triggered": True, "reason": why, "model_version": out.model_version, "promoted": out.promoted,
+            "gate": out.gate.to_dict(), "data_version": v.dataset.version, "run_id": out.run_id,
             "drift": json.loads(json.dumps(drift, default=str)) if drift else None}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import pandas as pd
 from mlflow import MlflowClient
@@ -22,6 +22,9 @@ class GateResult:
     champion: float | None
     champion_version: str | None
     reason: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:

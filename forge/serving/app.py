@@ -1,127 +1,162 @@
-"""The Ray Serve application: FastAPI ingress over the registered champion (and A/B variants).
+"""The Ray Serve application: a FastAPI ingress over the registered champion (and A/B variants).
 
-`build_app(cfg)` reads the champion's input schema so the request model (and
-/docs) carry the real feature names and types. Replicas poll the registry and
-swap models in place when an alias moves; requests in flight keep the model
-object they started with, so a swap drops nothing.
+`build_app(cfg)` reads the champion's input schema so the request models (and /docs, when on) carry the real
+feature names and types. Every route goes through the same limits: the body size before parsing or auth
+(limits.py), then the request model (types, bounds, string lengths, row count), then the auth dependency.
+Replicas (replica.py) poll the registry and swap models in place when an alias moves.
 """
 
-
-import uuid
+# No `from __future__ import annotations`: FastAPI reads the route signatures at runtime, and the request models
+# are local classes built from the champion's schema (a postponed annotation would not resolve: 422 "query body").
+import logging
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from ray import serve
 
-from forge.config import ForgeConfig
+from forge.config import ForgeConfig, ServingConfig
+from forge.monitoring.metrics import process_metrics
 from forge.serving import schemas
 from forge.serving.auth import Settings, require
+from forge.serving.limits import BodyLimit
 from forge.serving.online import MissingFeatures
 
+log = logging.getLogger("forge.serving")
 
-def _app(cfg: ForgeConfig, settings: Settings, input_schema: dict) -> FastAPI:
-    api = FastAPI(title=f"Forge: {cfg.name}", version="1",
+
+def _count(reason: str) -> None:
+    process_metrics().errors.inc(tags={"reason": reason})
+
+
+def docs_enabled(cfg: ForgeConfig) -> bool:
+    """/docs and /openapi.json show feature bounds and categories: on only in dev mode unless set."""
+    auth = cfg.serving.auth
+    return cfg.serving.docs if cfg.serving.docs is not None else (auth.dev_mode or not auth.enabled)
+
+
+def _app(cfg: ForgeConfig, settings: Settings) -> FastAPI:
+    docs = docs_enabled(cfg)
+    api = FastAPI(title=f"Forge: {cfg.name}", version="1", docs_url="/docs" if docs else None, redoc_url=None,
+                  openapi_url="/openapi.json" if docs else None,
                   description=f"Predictions from the registered model '{cfg.name}'. Auth: Bearer JWT "
                               f"({'on' if settings.enabled else 'OFF'}).")
-    online = cfg.features.online.enabled
-    Instance = schemas.instance_model(input_schema, entity=cfg.data.entity if online else None)
-    api.state.request_model = schemas.request_model(Instance, cfg.serving.max_instances)
-    api.state.instance_model = Instance
-
-    def count_error(reason: str) -> None:
-        from forge.serving import replica
-
-        if replica.CURRENT is not None:
-            replica.CURRENT.metrics.errors.inc(tags={"reason": reason})
+    api.add_middleware(BodyLimit, max_bytes=cfg.serving.max_body_bytes, on_reject=lambda: _count("too_large"))
+    limit = {"instances": cfg.serving.max_instances, "labels": cfg.serving.max_labels}
 
     @api.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError):
         errors = exc.errors()
-        too_many = any(e.get("type") == "too_long" and tuple(e.get("loc", ()))[:2] == ("body", "instances")
-                       for e in errors)
-        count_error("too_large" if too_many else "validation")
-        if too_many:
-            return JSONResponse({"detail": f"too many instances: at most {cfg.serving.max_instances}"}, 413)
-        detail = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors]
-        return JSONResponse({"detail": detail}, 422)
+        over = next((field for e in errors for field in limit if e.get("type") == "too_long"
+                     and tuple(e.get("loc", ()))[:2] == ("body", field)), None)
+        _count("too_large" if over else "validation")
+        if over:
+            return JSONResponse({"detail": f"too many {over}: at most {limit[over]}"}, 413)
+        return JSONResponse({"detail": _clean(errors)}, 422)
 
     @api.exception_handler(HTTPException)
     async def on_http(request: Request, exc: HTTPException):
-        count_error({401: "unauthorized", 403: "forbidden", 415: "unsupported_media_type"}.get(exc.status_code,
-                                                                                                str(exc.status_code)))
+        reasons = {401: "unauthorized", 403: "forbidden", 415: "unsupported_media_type", 422: "validation"}
+        _count(reasons.get(exc.status_code, str(exc.status_code)))
         return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
 
     return api
 
 
-def build_app(cfg: ForgeConfig) -> serve.Application:
-    """The Serve application for `cfg` (raises AuthSetupError rather than start insecurely)."""
-    from forge.serving.replica import ForgeReplica, load_input_schema
+def _clean(errors: list[dict]) -> list[dict]:
+    """Pydantic's errors without the input echoed back (it may be megabytes, or someone else's data)."""
+    return [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors]
 
-    settings = Settings.from_config(cfg.serving.auth)
-    if not settings.enabled:
-        import sys
 
-        print("forge: WARNING serving.auth.enabled is false: the API is open to anyone who can reach it",
-              file=sys.stderr)
-    input_schema = load_input_schema(cfg)
-    api = _app(cfg, settings, input_schema)
-    RequestModel = api.state.request_model
-    s = cfg.serving
-    predict_dep = require(settings, "predict")
-    admin_dep = require(settings, "admin")
+def _ingress(api: FastAPI, cfg: ForgeConfig, settings: Settings, input_schema: dict):
+    """The ingress class: FastAPI routes over a ForgeReplica."""
+    from forge.serving.replica import ForgeReplica, client_request_id
+
+    online = cfg.features.online.enabled
+    Instance = schemas.instance_model(input_schema, entity=cfg.data.entity if online else None,
+                                      max_string_length=cfg.serving.max_string_length)
+    RequestModel = schemas.request_model(Instance, cfg.serving.max_instances)
+    LabelsModel = schemas.labels_model(cfg.serving.max_labels)
+    predict_dep, admin_dep = require(settings, "predict"), require(settings, "admin")
 
     @serve.ingress(api)
     class ForgeService(ForgeReplica):
+        def _rows(self, body) -> list[dict]:
+            if self.online is None:
+                return body.model_dump()["instances"]
+            try:  # only what the caller sent: the store fills the rest
+                return self.online.fill([i.model_dump(exclude_unset=True) for i in body.instances])
+            except MissingFeatures as e:
+                raise HTTPException(422, e.detail) from None
+
         @api.get("/healthz")
         def healthz(self) -> dict:
             return {"status": "ok"}
 
         @api.get("/readyz")
         def readyz(self):
-            if not self.ready():
-                return JSONResponse({"status": "loading"}, 503)
-            return {"status": "ready", "version": self.champion_version()}
+            ready, body = self.readiness()
+            return body if ready else JSONResponse(body, 503)
 
         @api.get("/v1/models")
         def models(self, claims: dict = Depends(predict_dep)) -> dict:
-            return self.describe()
+            return self.describe(full="admin" in str(claims.get("scope", "")).split())
 
         @api.post("/v1/predict", response_model=schemas.PredictResponse)
         async def predict(self, body: RequestModel, request: Request,  # type: ignore[valid-type]
                           claims: dict = Depends(predict_dep)) -> dict:
             if "json" not in request.headers.get("content-type", ""):
                 raise HTTPException(415, "Content-Type must be application/json")
-            if self.online is None:
-                rows = body.model_dump()["instances"]
-            else:  # only what the caller sent: the store fills the rest
-                try:
-                    rows = self.online.fill([i.model_dump(exclude_unset=True) for i in body.instances])
-                except MissingFeatures as e:
-                    self.metrics.errors.inc(tags={"reason": "validation"})
-                    return JSONResponse({"detail": e.detail}, 422)
-            key = request.headers.get(self.traffic.key_header)
-            if key is None and self.traffic.key_field and self.traffic.key_field in rows[0]:
-                key = str(rows[0][self.traffic.key_field])
-            return await self.handle(rows, key, request.headers.get("x-request-id") or uuid.uuid4().hex)
+            client_id = client_request_id(request.headers.get("x-request-id"))
+            rows = self._rows(body)
+            key = request.headers.get(self.router.traffic.key_header)
+            field = self.router.traffic.key_field
+            if key is None and field and field in rows[0]:
+                key = str(rows[0][field])
+            return await self.handle(rows, key, client_id)
 
         @api.post("/v1/labels")
-        def labels(self, body: dict, claims: dict = Depends(admin_dep)) -> dict:
-            return self.accept_labels(body)
+        def labels(self, body: LabelsModel, claims: dict = Depends(admin_dep)) -> dict:  # type: ignore[valid-type]
+            return self.accept_labels(body.model_dump()["labels"])
 
         @api.post("/v2/models/{model_name}/infer")
-        async def infer_v2(self, model_name: str, body: dict, claims: dict = Depends(predict_dep)) -> Any:
-            return await self.open_inference(model_name, body)
+        async def infer_v2(self, model_name: str, body: schemas.InferRequest,
+                           claims: dict = Depends(predict_dep)) -> Any:
+            if model_name != cfg.name:
+                raise HTTPException(404, {"error": f"unknown model {model_name!r}"})
+            try:
+                request = RequestModel.model_validate({"instances": body.rows()})
+            except ValidationError as e:
+                too_many = any(x["type"] == "too_long" and x["loc"][:1] == ("instances",) for x in e.errors())
+                _count("too_large" if too_many else "validation")
+                return JSONResponse({"error": f"{e.error_count()} invalid value(s)", "detail": _clean(e.errors())},
+                                    413 if too_many else 422)
+            except ValueError as e:
+                _count("validation")
+                return JSONResponse({"error": str(e)}, 422)
+            out = await self.handle(self._rows(request), None, body.id)
+            return _oip_response(model_name, out)
 
+    return ForgeService
+
+
+def _oip_response(model_name: str, out: dict) -> dict:
+    pred = out["predictions"]
+    kind = "FP64" if pred and isinstance(pred[0], float) else "INT64" if pred and isinstance(pred[0], int) else "BYTES"
+    # The protocol returns the caller's id; labels join on the server's, given in parameters.
+    return {"model_name": model_name, "model_version": out["model"]["version"],
+            "id": out["client_request_id"] or out["request_id"], "parameters": {"request_id": out["request_id"]},
+            "outputs": [{"name": "predictions", "shape": [len(pred)], "datatype": kind, "data": pred}]}
+
+
+def _options(s: ServingConfig) -> dict[str, Any]:
+    """Deployment options: replica resources, queue limits (503 beyond), autoscaling."""
     options: dict[str, Any] = {
-        "max_ongoing_requests": s.max_ongoing_requests,
-        "max_queued_requests": s.max_queued_requests,
-        "ray_actor_options": {"num_cpus": s.replica_cpus},
-        "user_config": {"traffic": s.traffic.model_dump()},
-        "health_check_period_s": 5,
-        "graceful_shutdown_timeout_s": 20,
+        "max_ongoing_requests": s.max_ongoing_requests, "max_queued_requests": s.max_queued_requests,
+        "ray_actor_options": {"num_cpus": s.replica_cpus}, "user_config": {"traffic": s.traffic.model_dump()},
+        "health_check_period_s": 5, "graceful_shutdown_timeout_s": 20,
     }
     a = s.autoscaling
     if a.min_replicas == a.max_replicas:
@@ -132,8 +167,21 @@ def build_app(cfg: ForgeConfig) -> serve.Application:
             "target_ongoing_requests": a.target_ongoing_requests,
             "upscale_delay_s": a.upscale_delay_s, "downscale_delay_s": a.downscale_delay_s,
         }
-    ForgeService._instance = api.state.instance_model
-    deployment = serve.deployment(name="forge", **options)(ForgeService)
+    return options
+
+
+def build_app(cfg: ForgeConfig) -> serve.Application:
+    """The Serve application for `cfg` (raises AuthSetupError rather than start insecurely)."""
+    from forge.serving.replica import load_input_schema
+
+    settings = Settings.from_config(cfg.serving.auth)
+    if not settings.enabled:
+        import sys
+
+        print("forge: WARNING serving.auth.enabled is false: the API is open to anyone who can reach it",
+              file=sys.stderr)
+    service = _ingress(_app(cfg, settings), cfg, settings, load_input_schema(cfg))
+    deployment = serve.deployment(name="forge", **_options(cfg.serving))(service)
     return deployment.bind(cfg.model_dump(mode="json", by_alias=True), str(cfg.config_path))
 
 
@@ -144,4 +192,3 @@ def app_builder(args: dict) -> serve.Application:
 
     quiet()
     return build_app(load_config(args.get("config", "forge.yaml")))
-

@@ -1,10 +1,16 @@
-"""JWT auth: one Settings, PyJWT, FastAPI dependencies for scopes.
+"""JWT auth: one Settings, PyJWT, FastAPI dependencies for scopes (as FastAPI's security docs and OWASP's JWT
+cheat sheet advise).
 
-Tokens carry `sub`, `exp` and a space-separated `scope`. The service refuses to
-start with auth on and no secret, or with the well-known dev secret outside dev mode.
+Tokens carry `sub`, `exp`, `iat` and a space-separated `scope` (and `iss`/`aud` when configured). The service
+refuses to start with auth on and no secret, a well-known default outside dev mode, or a secret too weak to
+resist guessing. A refused token gets one generic 401 body; why it was refused goes to the log.
 """
 
-
+# No `from __future__ import annotations`: `require`'s dependency is pickled by value into the replicas, where a
+# string annotation "Request" no longer resolves and FastAPI took `request` for a query parameter (422).
+import collections
+import logging
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -14,14 +20,27 @@ import jwt
 from fastapi import HTTPException, Request
 
 from forge.config import AuthConfig
+from forge.errors import UsageError
 
 DEV_SECRET = "forge-dev-secret-change-me"
-KNOWN_DEFAULTS = {DEV_SECRET, "secret", "changeme", "change-me", "changethis", ""}
+KNOWN_DEFAULTS = {DEV_SECRET, "secret", "changeme", "change-me", "changethis", "hunter2", ""}
 SCOPES = ("predict", "admin")
+MIN_SECRET_CHARS = 32
+MIN_SECRET_BITS = 160  # estimated; `openssl rand -hex 32` (~250) and secrets.token_urlsafe(32) (~210) pass
+log = logging.getLogger("forge.serving.auth")
 
 
-class AuthSetupError(Exception):
+class AuthSetupError(UsageError):
     """Auth is misconfigured; the service must not start."""
+
+
+def estimated_bits(secret: str) -> float:
+    """Length x the empirical Shannon entropy per character: a lower bound's estimate, not a proof."""
+    if not secret:
+        return 0.0
+    counts = collections.Counter(secret)
+    per_char = -sum(n / len(secret) * math.log2(n / len(secret)) for n in counts.values())
+    return per_char * len(secret)
 
 
 @dataclass(frozen=True)
@@ -30,57 +49,82 @@ class Settings:
     algorithm: str
     signing_key: str | None  # HS256 secret or RS256 private key (token creation)
     verify_key: str | None  # HS256 secret or RS256 public key
+    issuer: str | None = None
+    audience: str | None = None
+    leeway_s: float = 10
+    max_ttl_s: int = 86400
 
     @classmethod
     def from_config(cls, auth: AuthConfig, environ: dict | None = None) -> "Settings":
         env = os.environ if environ is None else environ
+        claims = {"issuer": auth.issuer, "audience": auth.audience, "leeway_s": auth.leeway_s,
+                  "max_ttl_s": auth.max_ttl_s}
         if not auth.enabled:
-            return cls(False, auth.algorithm, None, None)
+            return cls(False, auth.algorithm, None, None, **claims)
         if auth.algorithm == "RS256":
             if not auth.public_key_path:
                 raise AuthSetupError("serving.auth.public_key_path: required for RS256")
             public = Path(auth.public_key_path).read_text()
-            return cls(True, "RS256", env.get("FORGE_JWT_PRIVATE_KEY"), public)
+            return cls(True, "RS256", env.get("FORGE_JWT_PRIVATE_KEY"), public, **claims)
         secret = env.get("FORGE_JWT_SECRET")
         if not secret:
             raise AuthSetupError("FORGE_JWT_SECRET is not set and serving.auth.enabled is true: refusing to start "
                                  "(set a secret, or serving.auth.enabled: false to run without auth)")
-        if secret in KNOWN_DEFAULTS and not auth.dev_mode:
-            raise AuthSetupError("FORGE_JWT_SECRET is a well-known default: refusing to start outside dev mode "
-                                 "(serving.auth.dev_mode: true allows it locally)")
-        return cls(True, "HS256", secret, secret)
+        if not auth.dev_mode:
+            _check_secret(secret)
+        return cls(True, "HS256", secret, secret, **claims)
+
+
+def _check_secret(secret: str) -> None:
+    if secret in KNOWN_DEFAULTS:
+        raise AuthSetupError("FORGE_JWT_SECRET is a well-known default: refusing to start outside dev mode "
+                             "(serving.auth.dev_mode: true allows it locally)")
+    if len(secret) < MIN_SECRET_CHARS or estimated_bits(secret) < MIN_SECRET_BITS:
+        raise AuthSetupError(f"FORGE_JWT_SECRET is too weak: use at least 32 random bytes, e.g. `openssl rand -hex "
+                             f"32` (it has {len(secret)} characters, about {estimated_bits(secret):.0f} bits)")
 
 
 def create_token(settings: Settings, sub: str, scopes: list[str], ttl_s: int = 3600) -> str:
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown:
-        raise ValueError(f"--scope: unknown scopes {unknown} (known: {', '.join(SCOPES)})")
+        raise UsageError(f"--scope: unknown scopes {unknown} (known: {', '.join(SCOPES)})")
+    if not 0 < ttl_s <= settings.max_ttl_s:
+        raise UsageError(f"--ttl: {ttl_s} s is outside 1..{settings.max_ttl_s} (serving.auth.max_ttl_s)")
     if not settings.signing_key:
         raise AuthSetupError("no signing key: set FORGE_JWT_SECRET (HS256) or FORGE_JWT_PRIVATE_KEY (RS256)")
     now = int(time.time())
     claims = {"sub": sub, "iat": now, "exp": now + int(ttl_s), "scope": " ".join(scopes)}
+    if settings.issuer:
+        claims["iss"] = settings.issuer
+    if settings.audience:
+        claims["aud"] = settings.audience
     return jwt.encode(claims, settings.signing_key, algorithm=settings.algorithm)
 
 
-def _unauthorized(detail: str) -> HTTPException:
-    return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+def _unauthorized() -> HTTPException:
+    return HTTPException(status_code=401, detail="invalid or missing credentials",
+                         headers={"WWW-Authenticate": "Bearer"})
 
 
 def verify(settings: Settings, header: str | None) -> dict:
-    """Claims of a valid bearer token; 401 for anything else."""
-    if not header:
-        raise _unauthorized("missing Authorization header")
-    scheme, _, token = header.partition(" ")
+    """Claims of a valid bearer token; 401 (one generic body) for anything else."""
+    scheme, _, token = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise _unauthorized("malformed Authorization header: expected 'Bearer <token>'")
+        log.info("auth refused: %s", "no Authorization header" if not header else "not a Bearer token")
+        raise _unauthorized()
+    required = ["exp", "iat", "sub"] + (["iss"] if settings.issuer else []) + (["aud"] if settings.audience else [])
     try:
-        # algorithms pinned: 'none' and algorithm confusion are rejected by PyJWT.
-        return jwt.decode(token.strip(), settings.verify_key, algorithms=[settings.algorithm],
-                          options={"require": ["exp", "sub"]})
-    except jwt.ExpiredSignatureError:
-        raise _unauthorized("token expired") from None
+        # Algorithms pinned: 'none' and HS/RS confusion are rejected by PyJWT.
+        claims = jwt.decode(token.strip(), settings.verify_key, algorithms=[settings.algorithm],
+                            issuer=settings.issuer, audience=settings.audience, leeway=settings.leeway_s,
+                            options={"require": required})
     except jwt.InvalidTokenError as e:
-        raise _unauthorized(f"invalid token: {e}") from None
+        log.info("auth refused: %s", e)
+        raise _unauthorized() from None
+    if claims["exp"] - claims["iat"] > settings.max_ttl_s + settings.leeway_s:
+        log.info("auth refused: lifetime %s s > serving.auth.max_ttl_s", claims["exp"] - claims["iat"])
+        raise _unauthorized()
+    return claims
 
 
 def require(settings: Settings, scope: str):

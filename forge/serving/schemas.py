@@ -47,8 +47,10 @@ _TYPES: dict[str, Any] = {
 }
 
 
-def instance_model(schema: dict[str, dict], name: str = "Instance", entity: str | None = None) -> type[BaseModel]:
-    """A strict pydantic model of one row: unknown fields, wrong types and NaN/Infinity are errors.
+def instance_model(schema: dict[str, dict], name: str = "Instance", entity: str | None = None,
+                   max_string_length: int = 256) -> type[BaseModel]:
+    """A strict pydantic model of one row: unknown fields, wrong types, NaN/Infinity and over-long strings are
+    errors (a multi-MB string would otherwise be copied into the log, Parquet and the drift window).
 
     Args:
         entity: with online features on, this id column is required and every feature may be omitted
@@ -57,9 +59,11 @@ def instance_model(schema: dict[str, dict], name: str = "Instance", entity: str 
     fields: dict[str, Any] = {}
     for col, spec in schema.items():
         py = _TYPES[spec["type"]]
+        if py is str:
+            py = Annotated[str, Field(max_length=max_string_length)]
         hard = ColumnSchema(**spec).hard_categories() if spec["type"] == "str" else None
         if hard is not None:  # only what a person wrote (allowed, or strict categories) is refused
-            py = Annotated[str, AfterValidator(_one_of(hard))]
+            py = Annotated[str, Field(max_length=max_string_length), AfterValidator(_one_of(hard))]
         desc = spec["type"] + (f", one of: {', '.join(hard)}" if hard is not None else "")
         kw: dict[str, Any] = {"description": desc}
         if spec["type"] in ("int", "float"):
@@ -76,7 +80,8 @@ def instance_model(schema: dict[str, dict], name: str = "Instance", entity: str 
         else:
             fields[col] = (py, Field(default, **kw))
     if entity and entity not in fields:
-        fields[entity] = (int | str, Field(..., description="Entity id: omitted features come from the feature store"))
+        fields[entity] = (int | Annotated[str, Field(max_length=max_string_length)],
+                          Field(..., description="Entity id: omitted features come from the feature store"))
     config = ConfigDict(extra="forbid", allow_inf_nan=False)
     return create_model(name, __config__=config, **fields)
 
@@ -91,6 +96,53 @@ def request_model(instance: type[BaseModel], max_instances: int) -> type[BaseMod
     )
 
 
+class Label(BaseModel):
+    """Ground truth for one served row, joined on the id the server returned with the prediction."""
+
+    model_config = ConfigDict(extra="forbid")
+    request_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$", description="The `request_id` of the response.")
+    row: int = Field(0, ge=0, le=1_000_000, description="Position of the row in that request.")
+    label: bool | int | float | Annotated[str, Field(max_length=256)] = Field(description="The true value.")
+
+
+def labels_model(max_labels: int) -> type[BaseModel]:
+    """The /v1/labels body."""
+    return create_model("LabelsRequest", __config__=ConfigDict(extra="forbid"),
+                        labels=(list[Label], Field(..., min_length=1, max_length=max_labels)))
+
+
+class InferInput(BaseModel):
+    """One input tensor of the Open Inference Protocol: a named column."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(max_length=128)
+    shape: list[int] = Field(max_length=2)
+    datatype: str = Field(max_length=16)
+    data: list[Any]
+    parameters: dict[str, Any] | None = None
+
+
+class InferRequest(BaseModel):
+    """The Open Inference Protocol (v2) request body: one column per input, all of one length."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    inputs: list[InferInput] = Field(min_length=1, max_length=512)
+    parameters: dict[str, Any] | None = None
+    outputs: list[dict[str, Any]] | None = None
+
+    def rows(self) -> list[dict]:
+        """Columns -> rows. Raises ValueError for columns of unequal length or duplicate names."""
+        names = [i.name for i in self.inputs]
+        if len(set(names)) != len(names):
+            raise ValueError("inputs: duplicate input names")
+        lengths = {len(i.data) for i in self.inputs}
+        if len(lengths) != 1:
+            raise ValueError(f"inputs: every input needs the same number of values (got {sorted(lengths)})")
+        n = lengths.pop()
+        return [{i.name: i.data[r] for i in self.inputs} for r in range(n)]
+
+
 class ModelRef(BaseModel):
     name: str
     version: str
@@ -101,7 +153,8 @@ class PredictResponse(BaseModel):
     probabilities: list[list[float]] | None
     model: ModelRef
     variant: str
-    request_id: str
+    request_id: str = Field(description="The server's id of this request: delayed labels join on it.")
+    client_request_id: str | None = Field(None, description="The caller's x-request-id, when it sent one.")
 
 
 def soft_categories(schema: dict[str, dict]) -> dict[str, frozenset]:

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+from forge.errors import UsageError
+
 MINIMIZE = {"rmse", "mae", "log_loss"}
 
 
@@ -47,7 +49,7 @@ def score(metric: str, y_true: np.ndarray, pred: np.ndarray, proba: np.ndarray |
         return float(skm.mean_absolute_error(y_true, pred))
     if metric == "r2":
         return float(skm.r2_score(y_true, pred))
-    raise ValueError(f"training.metric: unknown metric {metric!r}")
+    raise UsageError(f"training.metric: unknown metric {metric!r}")
 
 
 def evaluate(task: str, y_true, pred, proba=None, classes=None, slices: pd.Series | None = None) -> dict:

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from forge.errors import UsageError
+
 CLASSIFICATION = ("logistic_regression", "random_forest", "hist_gradient_boosting", "mlp")
 REGRESSION = ("linear_regression", "random_forest", "hist_gradient_boosting", "mlp")
 ITERATIVE = ("mlp",)
@@ -32,11 +34,11 @@ def search_space(family: str, overrides: dict[str, Any] | None = None) -> dict[s
     Overrides from training.models: a scalar fixes a value, [lo, hi] narrows a range, any other list is a choice.
     """
     if family not in SPACES:
-        raise ValueError(f"training.models: unknown model family {family!r} (known: {', '.join(SPACES)})")
+        raise UsageError(f"training.models: unknown model family {family!r} (known: {', '.join(SPACES)})")
     space = dict(SPACES[family])
     for key, val in (overrides or {}).items():
         if key not in space:
-            raise ValueError(f"training.models.{family}.{key}: unknown parameter (known: {', '.join(space)})")
+            raise UsageError(f"training.models.{family}.{key}: unknown parameter (known: {', '.join(space)})")
         kind = space[key][0]
         if isinstance(val, list) and len(val) == 2 and kind in ("log", "int", "float") and \
                 all(isinstance(v, (int, float)) for v in val):

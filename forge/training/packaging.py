@@ -6,7 +6,8 @@ and batch inference use `ForgeModel.predict_raw` for labels and probabilities.
 
 from __future__ import annotations
 
-import pickle
+import hashlib
+import pickle  # nosec B403: ForgePyfunc reads the artifact MLflow's own loader hands it
 import tempfile
 from pathlib import Path
 
@@ -16,6 +17,17 @@ import numpy as np
 import pandas as pd
 
 import forge
+
+MODEL_FILE = "forge_model.pkl"
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 class ForgeModel:
@@ -64,7 +76,7 @@ class InputOutOfRange(ValueError):
 class ForgePyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
         with open(context.artifacts["forge_model"], "rb") as f:
-            self.model: ForgeModel = pickle.load(f)
+            self.model: ForgeModel = pickle.load(f)  # nosec B301: the artifact of a version Forge registered
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         pred, proba = self.model.predict_raw(model_input)
@@ -84,13 +96,14 @@ def signature_of(model: ForgeModel, example: pd.DataFrame):
 
 
 def log_model(model: ForgeModel, example: pd.DataFrame, name: str = "model", signature=None):
-    """Log the pyfunc in the active run (with signature and input example); returns ModelInfo."""
+    """Log the pyfunc in the active run (with signature and input example); returns (ModelInfo, SHA-256 of the
+    pickled model), the hash for the registry to record and for loaders to check before unpickling."""
     example = example[model.inputs].head(5)
     signature = signature or signature_of(model, example)
     with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "forge_model.pkl"
+        path = Path(d) / MODEL_FILE
         path.write_bytes(cloudpickle.dumps(model))
-        return mlflow.pyfunc.log_model(
+        info = mlflow.pyfunc.log_model(
             name=name,
             python_model=ForgePyfunc(),
             artifacts={"forge_model": str(path)},
@@ -98,8 +111,4 @@ def log_model(model: ForgeModel, example: pd.DataFrame, name: str = "model", sig
             input_example=example,
             code_paths=[str(Path(forge.__file__).parent)],
         )
-
-
-def load_forge_model(uri: str) -> ForgeModel:
-    """The ForgeModel inside a logged pyfunc (models:/name@alias, runs:/..., or a local path)."""
-    return mlflow.pyfunc.load_model(uri).unwrap_python_model().model
+        return info, file_sha256(path)

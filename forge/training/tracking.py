@@ -11,6 +11,7 @@ import mlflow
 import pandas as pd
 
 from forge.config import ForgeConfig
+from forge.errors import ForgeError
 from forge.storage import Location
 from forge.workspace import Workspace, tracking_uri
 
@@ -38,7 +39,7 @@ def _artifact_location(cfg: ForgeConfig, uri: str) -> str | None:
     return root.uri
 
 
-class TrackingUnreachable(Exception):
+class TrackingUnreachable(ForgeError):
     """The MLflow tracking server does not answer; the message names the setting and the URL."""
 
 

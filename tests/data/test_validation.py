@@ -9,6 +9,7 @@ from forge.config import load_config
 from forge.data.ingest import DataCheckError, validate_dataset
 from forge.data.validation import infer_schema
 from tests.conftest import run_cli
+from tests.contract import cli_json
 
 pytestmark = pytest.mark.integration
 
@@ -79,8 +80,7 @@ def test_cli_validate_json(tmp_path):
     rows = [f"{i},{i}.5,green,2026-01-02,{i % 2}" for i in range(30)] + ["bad,1,red,2026-01-01,0"]
     r = run_cli("validate", "-c", _project(tmp_path, rows), "--json")
     assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert {"data_version", "rows_in", "rows_valid", "rows_quarantined", "report_path", "quarantine_path"} <= set(out)
+    out = cli_json(r, "validate")
     assert out["rows_in"] == 31 and out["rows_quarantined"] == 1
 
 

@@ -16,6 +16,7 @@ import yaml
 
 from forge.data import synthetic
 from tests.conftest import ROOT, free_port, wait_ready, write_project
+from tests.contract import cli_json
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BIN = Path(sys.executable).parent
@@ -120,7 +121,7 @@ def test_pipeline_job_serve_deploy_and_batch_job_on_two_nodes(cluster, tmp_path)
                                                                                           "random_forest"]})
     r = _job(cluster["dashboard"], env, "python", "jobs/pipeline.py", "-c", str(cfg_path), "--json")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    out = json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][-1])
+    out = cli_json(r, "run")
     assert out["promoted"] and out["trials"] == 4
 
     tasks = _tasks(cluster["dashboard"])
@@ -160,6 +161,6 @@ def test_pipeline_job_serve_deploy_and_batch_job_on_two_nodes(cluster, tmp_path)
     r = _job(cluster["dashboard"], env, "python", "jobs/batch_predict.py", "-c", str(cfg_path), "--input",
              str(tmp_path / "batch_in"), "--output", str(tmp_path / "batch_out"), "--json")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    res = json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][-1])
+    res = cli_json(r, "predict")
     assert res["rows"] == res["rows_in"] == 2100
     assert len(pd.read_parquet(tmp_path / "batch_out")) == 2100

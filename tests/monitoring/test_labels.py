@@ -10,17 +10,21 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from forge.data import synthetic
-from forge.monitoring.labels import decayed
+from forge.monitoring.labels import LivePerformance
 from tests.conftest import run_cli
+from tests.contract import cli_json
 
 COLS = ["usage_hours", "monthly_spend", "tenure_months", "support_tickets", "age", "region", "plan", "discount"]
 
 
 def test_decay_rule_follows_metric_direction():
-    assert decayed({"live_value": 0.70, "test_value": 0.80, "mode": "max"}, 0.05)
-    assert not decayed({"live_value": 0.78, "test_value": 0.80, "mode": "max"}, 0.05)
-    assert decayed({"live_value": 3.0, "test_value": 2.0, "mode": "min"}, 0.5)  # rmse went up
-    assert not decayed({"live_value": None, "test_value": 0.8, "mode": "max"}, 0.05)  # too few labels
+    def perf(live, test, mode):
+        return LivePerformance("1", "m", mode, test, live, 100, {})
+
+    assert perf(0.70, 0.80, "max").decayed(0.05)
+    assert not perf(0.78, 0.80, "max").decayed(0.05)
+    assert perf(3.0, 2.0, "min").decayed(0.5)  # rmse went up
+    assert not perf(None, 0.8, "max").decayed(0.05)  # too few labels
 
 
 @pytest.mark.integration
@@ -42,12 +46,12 @@ def test_label_file_gives_the_realised_metric(served, auth_headers, tmp_path):
     pd.DataFrame(labels).to_csv(path, index=False)
     added = run_cli("labels", "add", str(path), "-c", str(cfg.config_path), "--json")
     assert added.returncode == 0, added.stderr
-    assert json.loads(added.stdout.splitlines()[-1])["labels"] == 90
+    assert cli_json(added, "labels add")["labels"] == 90
 
     time.sleep(2)  # the replicas flush their prediction logs every 0.5 s
     rep = run_cli("labels", "report", "--window", "90", "-c", str(cfg.config_path), "--json")
     assert rep.returncode == 0, rep.stderr
-    out = json.loads(rep.stdout.splitlines()[-1])
+    out = cli_json(rep, "labels report")
     expected = roc_auc_score([x["label"] for x in labels], scores)
     assert out["metric"] == "roc_auc" and out["rows"] == 90
     assert np.isclose(out["live_value"], expected, atol=1e-9)  # the same AUC sklearn gives on what was served

@@ -1,12 +1,12 @@
 """`forge drift` on the live prediction log and a shifted file; the HTML report renders in headless Chromium."""
 
-import json
 import subprocess
 
 import pytest
 
 from forge.data import synthetic
 from tests.conftest import require_binary, run_cli
+from tests.contract import cli_json
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +18,7 @@ def test_drift_cli_on_shifted_data_and_html_in_chromium(trained_project, tmp_pat
     r = run_cli("drift", "-c", str(cfg.config_path), "--current", str(tmp_path / "shifted.csv"), "--html", str(html),
                 "--fail-on-drift", "--json")
     assert r.returncode == 3, r.stderr  # drift found and asked to fail on it
-    res = json.loads(r.stdout.strip().splitlines()[-1])
+    res = cli_json(r, "drift")
     assert res["dataset_drift"] and res["features"]["usage_hours"]["drifted"] and res["features"]["region"]["drifted"]
     for f in res["features"].values():
         assert {"test", "statistic", "p_value", "threshold", "drifted"} <= set(f)
@@ -28,7 +28,7 @@ def test_drift_cli_on_shifted_data_and_html_in_chromium(trained_project, tmp_pat
     synthetic.generate(800, seed=51).to_csv(same, index=False)
     r = run_cli("drift", "-c", str(cfg.config_path), "--current", str(same), "--fail-on-drift", "--json")
     assert r.returncode == 0, r.stderr
-    assert not json.loads(r.stdout.strip().splitlines()[-1])["dataset_drift"]
+    assert not cli_json(r, "drift")["dataset_drift"]
 
     chromium = require_binary("chromium")
     shot = tmp_path / "shot.png"

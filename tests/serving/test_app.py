@@ -36,8 +36,11 @@ def test_contract_and_metadata(served, auth_headers):
     assert body["model"]["name"] == "churn" and body["request_id"] and body["variant"] == "champion"
     assert httpx.get(f"{url}/healthz").status_code == 200
     assert httpx.get(f"{url}/readyz").status_code == 200
-    meta = httpx.get(f"{url}/v1/models", headers=h).json()["models"][0]
-    assert {"name", "version", "alias", "run_id", "data_version", "metrics", "input_schema"} <= set(meta)
+    trimmed = httpx.get(f"{url}/v1/models", headers=h).json()
+    assert {"name", "version", "alias", "input_schema"} <= set(trimmed["models"][0])
+    assert not {"run_id", "metrics", "data_version"} & set(trimmed["models"][0]) and "traffic" not in trimmed
+    full = httpx.get(f"{url}/v1/models", headers=auth_headers(["predict", "admin"])).json()
+    assert {"run_id", "data_version", "metrics"} <= set(full["models"][0]) and full["traffic"]["experiment_id"]
     spec = httpx.get(f"{url}/openapi.json").json()
     instance = spec["components"]["schemas"]["Instance"]["properties"]
     assert {"usage_hours", "region", "plan"} <= set(instance)  # real feature names in /docs

@@ -1,5 +1,11 @@
 """forge/serving/auth.py: token rules and the refusal to start insecurely (unit level)."""
 
+import base64
+import dataclasses
+import hashlib
+import hmac
+import json
+import secrets
 import time
 
 import jwt
@@ -7,9 +13,11 @@ import pytest
 from fastapi import HTTPException
 
 from forge.config import AuthConfig
-from forge.serving.auth import DEV_SECRET, AuthSetupError, Settings, create_token, verify
+from forge.serving.auth import AuthSetupError, Settings, create_token, estimated_bits, verify
 
-S = Settings(True, "HS256", "s" * 32, "s" * 32)
+SECRET = secrets.token_hex(32)
+S = Settings(True, "HS256", SECRET, SECRET)
+GENERIC = "invalid or missing credentials"
 
 
 def test_refuses_to_start_without_secret():
@@ -17,40 +25,92 @@ def test_refuses_to_start_without_secret():
         Settings.from_config(AuthConfig(), environ={})
 
 
-def test_refuses_known_default_outside_dev_mode():
-    with pytest.raises(AuthSetupError, match="well-known default"):
-        Settings.from_config(AuthConfig(), environ={"FORGE_JWT_SECRET": DEV_SECRET})
-    assert Settings.from_config(AuthConfig(dev_mode=True), environ={"FORGE_JWT_SECRET": DEV_SECRET}).enabled
+@pytest.mark.parametrize("weak", ["hunter2", "test-secret-" + "x" * 24, "a" * 64, "0123456789" * 3])
+def test_refuses_weak_or_default_secrets_outside_dev_mode(weak):
+    with pytest.raises(AuthSetupError, match="well-known default|too weak"):
+        Settings.from_config(AuthConfig(), environ={"FORGE_JWT_SECRET": weak})
+    assert Settings.from_config(AuthConfig(dev_mode=True), environ={"FORGE_JWT_SECRET": weak}).enabled
+
+
+@pytest.mark.parametrize("strong", [secrets.token_hex(32), secrets.token_urlsafe(32)])
+def test_accepts_random_secrets(strong):
+    assert estimated_bits(strong) >= 160
+    assert Settings.from_config(AuthConfig(), environ={"FORGE_JWT_SECRET": strong}).enabled
 
 
 def test_auth_off_only_when_explicit():
     assert not Settings.from_config(AuthConfig(enabled=False), environ={}).enabled
 
 
-@pytest.mark.parametrize("header,detail", [
-    (None, "missing"), ("Token abc", "malformed"), ("Bearer", "malformed"), ("Bearer not.a.jwt", "invalid"),
-])
-def test_bad_headers_are_401(header, detail):
+def _refused(settings, header):
     with pytest.raises(HTTPException) as e:
-        verify(S, header)
-    assert e.value.status_code == 401 and detail in e.value.detail
+        verify(settings, header)
+    assert e.value.status_code == 401 and e.value.detail == GENERIC  # never PyJWT's own text
+    return True
 
 
-def test_alg_none_forged_and_expired_are_401():
-    claims = {"sub": "x", "exp": int(time.time()) + 60, "scope": "predict"}
-    none = jwt.encode(claims, None, algorithm="none")
-    forged = jwt.encode(claims, "other-secret-" + "y" * 20, algorithm="HS256")
-    expired = jwt.encode({**claims, "exp": int(time.time()) - 5}, S.signing_key, algorithm="HS256")
-    for token in (none, forged, expired):
-        with pytest.raises(HTTPException) as e:
-            verify(S, f"Bearer {token}")
-        assert e.value.status_code == 401
+@pytest.mark.parametrize("header", [None, "Token abc", "Bearer", "Bearer not.a.jwt"])
+def test_bad_headers_are_401_with_a_generic_body(header):
+    assert _refused(S, header)
+
+
+def _claims(**over):
+    now = int(time.time())
+    return {k: v for k, v in {"sub": "x", "iat": now, "exp": now + 60, "scope": "predict", **over}.items()
+            if v is not None}
+
+
+def test_forged_none_expired_and_incomplete_tokens_are_401():
+    none = jwt.encode(_claims(), None, algorithm="none")
+    forged = jwt.encode(_claims(), secrets.token_hex(32), algorithm="HS256")
+    expired = jwt.encode(_claims(exp=int(time.time()) - 30), SECRET, algorithm="HS256")
+    no_exp = jwt.encode(_claims(exp=None), SECRET, algorithm="HS256")
+    no_sub = jwt.encode(_claims(sub=None), SECRET, algorithm="HS256")
+    too_long = jwt.encode(_claims(exp=int(time.time()) + 10 * 86400), SECRET, algorithm="HS256")
+    for token in (none, forged, expired, no_exp, no_sub, too_long):
+        assert _refused(S, f"Bearer {token}")
     assert verify(S, f"Bearer {create_token(S, 'x', ['predict'])}")["scope"] == "predict"
 
 
-def test_unknown_scope_rejected_at_creation():
+def test_leeway_accepts_small_clock_skew_only():
+    skewed = jwt.encode(_claims(exp=int(time.time()) - 3), SECRET, algorithm="HS256")
+    assert verify(S, f"Bearer {skewed}")["sub"] == "x"  # 3 s past exp, within the 10 s leeway
+    assert _refused(dataclasses.replace(S, leeway_s=0), f"Bearer {skewed}")
+
+
+def test_issuer_and_audience_required_when_set():
+    strict = dataclasses.replace(S, issuer="forge", audience="churn-api")
+    good = create_token(strict, "x", ["predict"])
+    assert jwt.decode(good, options={"verify_signature": False})["iss"] == "forge"
+    assert verify(strict, f"Bearer {good}")["aud"] == "churn-api"
+    for bad in (_claims(), _claims(iss="other", aud="churn-api"), _claims(iss="forge", aud="other")):
+        assert _refused(strict, f"Bearer {jwt.encode(bad, SECRET, algorithm='HS256')}")
+
+
+def test_rs256_rejects_hs256_tokens_signed_with_the_public_key():
+    """The classic confusion attack: an HS256 token whose HMAC key is the server's RSA public key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    rs = Settings(True, "RS256", private, public)
+    assert verify(rs, f"Bearer {create_token(rs, 'x', ['admin'])}")["scope"] == "admin"
+    header = base64.urlsafe_b64encode(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()).rstrip(b"=")
+    body = base64.urlsafe_b64encode(json.dumps(_claims(scope="admin")).encode()).rstrip(b"=")
+    sig = hmac.new(public.encode(), header + b"." + body, hashlib.sha256).digest()
+    confused = b".".join([header, body, base64.urlsafe_b64encode(sig).rstrip(b"=")]).decode()
+    assert _refused(rs, f"Bearer {confused}")
+
+
+def test_unknown_scope_and_long_ttl_rejected_at_creation():
     with pytest.raises(ValueError, match="unknown scopes"):
         create_token(S, "x", ["root"])
+    with pytest.raises(ValueError, match="--ttl"):
+        create_token(S, "x", ["predict"], ttl_s=S.max_ttl_s + 1)
 
 
 def test_request_model_refuses_only_what_a_person_wrote():

@@ -9,9 +9,9 @@ import pytest
 
 from forge.config import TrafficConfig, Variant
 from forge.monitoring.prediction_log import read_log
-from forge.serving.replica import set_traffic
+from forge.registry.client import Registry
 from forge.training import tracking
-from forge.training.packaging import ForgeModel, load_forge_model, log_model, signature_of
+from forge.training.packaging import ForgeModel, signature_of
 from forge.workspace import Workspace
 from tests.conftest import state_address
 from tests.serving.test_app import _rows
@@ -22,7 +22,8 @@ pytestmark = pytest.mark.integration
 def _register(cfg, behaviour: str) -> str:
     """A version whose estimator raises or sleeps (classes defined here are pickled by value)."""
     tracking.setup(cfg)
-    champ = load_forge_model(f"models:/{cfg.name}@champion")
+    registry = Registry.of(cfg)
+    champ = registry.load("champion")
 
     def make():
         class Bad:
@@ -41,16 +42,14 @@ def _register(cfg, behaviour: str) -> str:
 
     example = pd.DataFrame(_rows(cfg, 3))
     with mlflow.start_run(experiment_id=mlflow.get_experiment_by_name(cfg.name).experiment_id):
-        info = log_model(model, example, signature=signature_of(champ, example))
-    mv = mlflow.register_model(info.model_uri, cfg.name)
-    return str(mv.version)
+        return registry.register(model, example, tags={}, signature=signature_of(champ, example))
 
 
 @pytest.fixture
 def traffic_reset(served):
     cfg, _ = served
     yield
-    set_traffic(cfg, None)
+    Registry.of(cfg).set_traffic(None)
 
 
 def _wait_for(url, headers, pred, timeout=45):
@@ -75,7 +74,7 @@ def test_ab_sticky_variants_and_failing_or_slow_shadow(served, auth_headers, tra
     raising, sleeping = _register(cfg, "raise"), _register(cfg, "sleep")
     pids = {a.pid for a in _alive() if "ServeReplica:churn" in a.class_name}
 
-    set_traffic(cfg, TrafficConfig(experiment_id="exp-1", variants=[Variant(name="control", model="champion"),
+    Registry.of(cfg).set_traffic(TrafficConfig(experiment_id="exp-1", variants=[Variant(name="control", model="champion"),
                                                                       Variant(name="treatment", model=champion)],
                                    shadow=raising))
     _wait_for(url, h, lambda m: {x["variant"] for x in m["models"]} == {"control", "treatment", "shadow"})
@@ -91,7 +90,7 @@ def test_ab_sticky_variants_and_failing_or_slow_shadow(served, auth_headers, tra
     assert all(len(v) == 1 for v in seen.values()), seen  # sticky
     assert set().union(*seen.values()) == {"control", "treatment"}
 
-    set_traffic(cfg, TrafficConfig(experiment_id="exp-1", variants=[Variant(name="control", model="champion")],
+    Registry.of(cfg).set_traffic(TrafficConfig(experiment_id="exp-1", variants=[Variant(name="control", model="champion")],
                                    shadow=sleeping))
     _wait_for(url, h, lambda m: any(x["variant"] == "shadow" and x["version"] == sleeping for x in m["models"]))
     t0 = time.perf_counter()
