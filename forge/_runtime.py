@@ -10,6 +10,10 @@ from pathlib import Path
 NOISY = ("ray", "ray.data", "ray.tune", "ray.train", "ray.serve", "mlflow", "alembic", "urllib3", "optuna")
 
 
+def silent(_: str) -> None:
+    """The `say` of a caller that wants no progress lines (the library default)."""
+
+
 def quiet() -> None:
     """Keep the terminal for Forge's own output; Ray and MLflow log to their files.
 

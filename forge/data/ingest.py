@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -100,94 +100,37 @@ def validate_dataset(cfg: ForgeConfig, progress=None, lineage: dict | None = Non
         shutil.rmtree(stage, ignore_errors=True)
 
 
+@dataclass
+class _Pass:
+    """What one streaming pass over the source saw."""
+
+    stats: DatasetStats
+    rows_seen: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list] = field(default_factory=dict)
+
+
 def _validate(cfg: ForgeConfig, ws: Workspace, stage: Path, progress, lineage: dict) -> ValidationResult:
     schema = resolve_schema(cfg)
     target = cfg.data.target
     if target not in schema:
         raise DataCheckError(f"data.target: column {target!r} is not in the data ({', '.join(schema)})", {})
-    malformed: list[dict] = []  # malformed CSV lines, numbered once the pass is over
-    ds = read_dataset(cfg, schema, keep_malformed=True).map_batches(
-        RowValidator(schema), batch_format="pyarrow", batch_size=None
-    )
-    valid_schema = arrow_schema(schema)
-    soft = {c: s.categories for c, s in schema.items() if s.categories is not None and s.hard_categories() is None}
-    stats = DatasetStats(columns=list(schema), categories=soft)
-    examples: dict[str, list] = {}
-    counts: dict[str, int] = {}
-    rows_seen = 0
-    # Dictionary-encode the text columns only: trying it on every float column tripled the write time.
-    text = [f.name for f in valid_schema if pa.types.is_string(f.type)]
-    with pq.ParquetWriter(stage / "data.parquet", valid_schema, use_dictionary=text) as vw, pq.ParquetWriter(
-        stage / QUARANTINE, _QSCHEMA
-    ) as qw:
-        for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
-            rows_seen += batch.num_rows
-            bad_mask = pc.is_valid(batch.column(REASON))
-            good = batch.filter(pc.invert(bad_mask))
-            stats.add(good, target)
-            vw.write_table(good.select(valid_schema.names).cast(valid_schema))
-            bad = batch.filter(bad_mask)
-            if bad.column(MALFORMED).null_count < bad.num_rows:
-                malformed += [json.loads(r) for r in bad.column(MALFORMED).drop_null().to_pylist()]
-                bad = bad.filter(pc.is_null(bad.column(MALFORMED)))
-            if bad.num_rows:
-                reasons = bad.column(REASON)
-                qw.write_table(
-                    pa.table(
-                        {"line": pa.nulls(bad.num_rows, pa.int64()), "reason": reasons, "raw": bad.column(RAW)},
-                        schema=_QSCHEMA,
-                    )
-                )
-                _tally(reasons.to_pylist(), counts, examples)
-            if progress:
-                progress(rows_seen)
-        if malformed:
-            recs = line_numbers(filesystem(cfg)[0], malformed)
-            qw.write_table(pa.Table.from_pylist(recs, schema=_QSCHEMA))
-            _tally([r["reason"] for r in recs], counts, examples)
-    rows_valid = stats.rows_valid
-    checks = dataset_checks(stats, cfg.data.checks, target, rows_seen)
-    skip = {cfg.data.timestamp, cfg.data.entity, *cfg.features.drop} - {None}
-    warnings = feature_warnings(stats.sample(list(schema)), schema, target, cfg.training.task, skip)
+    seen = _stream(cfg, schema, stage, progress)
+    rows_seen, rows_valid = seen.rows_seen, seen.stats.rows_valid
     schema_json = json.dumps({k: v.model_dump(exclude_none=True) for k, v in schema.items()}, sort_keys=True)
-    version = content_version(schema_json, stats.sorted_hashes())
-    report = {
-        "dataset": cfg.name,
-        "source": cfg.data.source,
-        "format": source_format(cfg),
-        "data_version": version,
-        "rows_in": rows_seen,
-        "rows_valid": rows_valid,
-        "rows_quarantined": rows_seen - rows_valid,
-        "quarantined_fraction": round((rows_seen - rows_valid) / rows_seen, 6) if rows_seen else 0.0,
-        "row_failures": {k: {"count": v, "examples": examples[k]}
-                         for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))},
-        "new_categories": stats.new_categories,
-        "warnings": warnings,
-        "dataset_checks": checks,
-        "passed": all(c["passed"] for c in checks),
-        "schema": json.loads(schema_json),
-    }
+    version = content_version(schema_json, seen.stats.sorted_hashes())
+    report = _report(cfg, schema, seen, version, json.loads(schema_json))
     report_path = ws.reports() / f"validation-{cfg.name}-{version}.json"
     report_path.write_text(json.dumps(report, indent=2, default=str))
     report["report_path"] = str(report_path)
     if not report["passed"]:
-        failed = ", ".join(c["check"] for c in checks if not c["passed"])
+        failed = ", ".join(c["check"] for c in report["dataset_checks"] if not c["passed"])
         raise DataCheckError(f"dataset checks failed: {failed} (report: {report_path})", report)
     manifest = {
-        "source": cfg.data.source,
-        "format": source_format(cfg),
-        "schema": json.loads(schema_json),
-        "rows": rows_valid,
-        "rows_in": rows_seen,
-        "rows_quarantined": rows_seen - rows_valid,
-        "hash": version,
-        "target": target,
-        "timestamp": cfg.data.timestamp,
-        "entity": cfg.data.entity,
-        "validation_report": str(report_path),
-        "excluded_features": excluded_columns(warnings),
-        **lineage,
+        "source": cfg.data.source, "format": source_format(cfg), "schema": json.loads(schema_json),
+        "rows": rows_valid, "rows_in": rows_seen, "rows_quarantined": rows_seen - rows_valid, "hash": version,
+        "target": target, "timestamp": cfg.data.timestamp, "entity": cfg.data.entity,
+        "validation_report": str(report_path), "excluded_features": excluded_columns(report["warnings"]), **lineage,
     }
     dv, created = commit_version(ws, cfg.name, version, stage / "data.parquet", manifest)
     qdir = ws.quarantine(cfg.name) / version
@@ -195,6 +138,61 @@ def _validate(cfg: ForgeConfig, ws: Workspace, stage: Path, progress, lineage: d
     (qdir / QUARANTINE).upload(stage / QUARANTINE)
     return ValidationResult(dv, created, rows_seen, rows_valid, rows_seen - rows_valid, report_path,
                             qdir / QUARANTINE, report)
+
+
+def _stream(cfg: ForgeConfig, schema: dict[str, ColumnSchema], stage: Path, progress) -> _Pass:
+    """One pass: valid rows to stage/data.parquet, quarantined ones (with reasons) to stage/quarantine.parquet."""
+    malformed: list[dict] = []  # malformed CSV lines, numbered once the pass is over
+    ds = read_dataset(cfg, schema, keep_malformed=True).map_batches(
+        RowValidator(schema), batch_format="pyarrow", batch_size=None
+    )
+    valid_schema = arrow_schema(schema)
+    soft = {c: s.categories for c, s in schema.items() if s.categories is not None and s.hard_categories() is None}
+    seen = _Pass(DatasetStats(columns=list(schema), categories=soft))
+    # Dictionary-encode the text columns only: trying it on every float column tripled the write time.
+    text = [f.name for f in valid_schema if pa.types.is_string(f.type)]
+    with pq.ParquetWriter(stage / "data.parquet", valid_schema, use_dictionary=text) as vw, pq.ParquetWriter(
+        stage / QUARANTINE, _QSCHEMA
+    ) as qw:
+        for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+            seen.rows_seen += batch.num_rows
+            bad_mask = pc.is_valid(batch.column(REASON))
+            good = batch.filter(pc.invert(bad_mask))
+            seen.stats.add(good, cfg.data.target)
+            vw.write_table(good.select(valid_schema.names).cast(valid_schema))
+            bad = batch.filter(bad_mask)
+            if bad.column(MALFORMED).null_count < bad.num_rows:
+                malformed += [json.loads(r) for r in bad.column(MALFORMED).drop_null().to_pylist()]
+                bad = bad.filter(pc.is_null(bad.column(MALFORMED)))
+            if bad.num_rows:
+                reasons = bad.column(REASON)
+                qw.write_table(pa.table({"line": pa.nulls(bad.num_rows, pa.int64()), "reason": reasons,
+                                         "raw": bad.column(RAW)}, schema=_QSCHEMA))
+                _tally(reasons.to_pylist(), seen.counts, seen.examples)
+            if progress:
+                progress(seen.rows_seen)
+        if malformed:
+            recs = line_numbers(filesystem(cfg)[0], malformed)
+            qw.write_table(pa.Table.from_pylist(recs, schema=_QSCHEMA))
+            _tally([r["reason"] for r in recs], seen.counts, seen.examples)
+    return seen
+
+
+def _report(cfg: ForgeConfig, schema: dict[str, ColumnSchema], seen: _Pass, version: str, schema_json: dict) -> dict:
+    """The validation report: counts that reconcile, reasons with examples, checks, warnings."""
+    rows_seen, rows_valid = seen.rows_seen, seen.stats.rows_valid
+    checks = dataset_checks(seen.stats, cfg.data.checks, cfg.data.target, rows_seen)
+    skip = {cfg.data.timestamp, cfg.data.entity, *cfg.features.drop} - {None}
+    warnings = feature_warnings(seen.stats.sample(list(schema)), schema, cfg.data.target, cfg.training.task, skip)
+    return {
+        "dataset": cfg.name, "source": cfg.data.source, "format": source_format(cfg), "data_version": version,
+        "rows_in": rows_seen, "rows_valid": rows_valid, "rows_quarantined": rows_seen - rows_valid,
+        "quarantined_fraction": round((rows_seen - rows_valid) / rows_seen, 6) if rows_seen else 0.0,
+        "row_failures": {k: {"count": v, "examples": seen.examples[k]}
+                         for k, v in sorted(seen.counts.items(), key=lambda kv: (-kv[1], kv[0]))},
+        "new_categories": seen.stats.new_categories, "warnings": warnings, "dataset_checks": checks,
+        "passed": all(c["passed"] for c in checks), "schema": schema_json,
+    }
 
 
 def _tally(reasons: list[str], counts: dict[str, int], examples: dict[str, list]) -> None:

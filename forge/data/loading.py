@@ -15,10 +15,9 @@ import ray
 
 from forge.config import ColumnSchema, ForgeConfig
 from forge.data.csv_ranges import CSVRanges, head
+from forge.data.formats import format_of
 from forge.errors import UsageError
 from forge.storage import filesystem_for
-
-_SUFFIX_FORMAT = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json", ".jsonl": "json"}
 
 
 class SourceError(UsageError):
@@ -31,9 +30,9 @@ def source_format(cfg: ForgeConfig) -> str:
     src = cfg.data.source
     if src.startswith("sqlite:"):
         return "sql"
-    for suffix, fmt in _SUFFIX_FORMAT.items():
-        if src.rstrip("/*").endswith(suffix) or src.endswith("*" + suffix):
-            return fmt
+    fmt = format_of(src, default=None)
+    if fmt is not None:
+        return fmt
     raise SourceError(f"data.format: cannot infer the format of {src!r}; set data.format (csv, parquet, json, sql)")
 
 

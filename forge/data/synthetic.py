@@ -14,6 +14,26 @@ REGIONS = ["north", "south", "east", "west"]
 PLANS = ["basic", "plus", "pro"]
 
 
+def _regions(rng: np.random.Generator, n_rows: int, shift: float, new_category: bool) -> np.ndarray:
+    region_p = np.array([0.4, 0.3, 0.2, 0.1])
+    if shift:
+        region_p = np.roll(region_p, 1) * 0.5 + region_p * 0.5
+    regions = list(REGIONS) + (["central"] if new_category else [])
+    if new_category:
+        region_p = np.append(region_p * 0.7, 0.3)
+    return rng.choice(regions, n_rows, p=region_p / region_p.sum())
+
+
+def _logit(usage, spend, tenure, tickets, plan, discount, concept_shift: float) -> np.ndarray:
+    """How the features drive churn; a concept shift turns part of the relation around."""
+    plan_effect = pd.Series(plan).map({"basic": 0.6, "plus": 0.0, "pro": -0.6}).to_numpy()
+    logit = (-0.04 * (usage - 20) + 0.02 * (spend - 60) - 0.04 * (tenure - 36) + 0.5 * (tickets - 1.2)
+             + plan_effect + (1 - 2 * concept_shift) * 3.0 * (discount - 0.15))
+    if concept_shift:
+        logit = (1 - concept_shift) * logit + concept_shift * (-logit)
+    return logit
+
+
 def generate(
     n_rows: int = 5000,
     seed: int = 0,
@@ -40,26 +60,10 @@ def generate(
     tenure = rng.integers(1, 72, n_rows)
     tickets = rng.poisson(1.2 + max(shift, 0), n_rows)
     age = rng.normal(42, 12, n_rows).clip(18, 90).round()
-    region_p = np.array([0.4, 0.3, 0.2, 0.1])
-    if shift:
-        region_p = np.roll(region_p, 1) * 0.5 + region_p * 0.5
-    regions = list(REGIONS) + (["central"] if new_category else [])
-    if new_category:
-        region_p = np.append(region_p * 0.7, 0.3)
-    region = rng.choice(regions, n_rows, p=region_p / region_p.sum())
+    region = _regions(rng, n_rows, shift, new_category)
     plan = rng.choice(PLANS, n_rows, p=[0.5, 0.3, 0.2])
     discount = rng.uniform(0, 0.3, n_rows)
-    plan_effect = pd.Series(plan).map({"basic": 0.6, "plus": 0.0, "pro": -0.6}).to_numpy()
-    logit = (
-        -0.04 * (usage - 20)
-        + 0.02 * (spend - 60)
-        - 0.04 * (tenure - 36)
-        + 0.5 * (tickets - 1.2)
-        + plan_effect
-        + (1 - 2 * concept_shift) * 3.0 * (discount - 0.15)
-    )
-    if concept_shift:
-        logit = (1 - concept_shift) * logit + concept_shift * (-logit)
+    logit = _logit(usage, spend, tenure, tickets, plan, discount, concept_shift)
     y = rng.random(n_rows) < 1 / (1 + np.exp(-logit))
     ts = pd.Timestamp(start) + pd.to_timedelta(np.sort(rng.uniform(0, 180 * 86400, n_rows)), unit="s")
     df = pd.DataFrame(

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from forge.data.formats import format_of
 from forge.errors import UsageError
 from forge.storage import Location, as_location
 from forge.training.evaluation import score
@@ -31,10 +32,10 @@ def write_labels(folder: Location | Path, labels: list[dict]) -> tuple[Location,
 
 def read_label_file(path: str) -> list[dict]:
     """Label records from a CSV, Parquet or JSON lines file (request ids are kept as text)."""
-    suffix = Path(path).suffix.lower()
-    if suffix == ".parquet":
+    fmt = format_of(path)
+    if fmt == "parquet":
         df = pd.read_parquet(path)
-    elif suffix in (".json", ".jsonl", ".ndjson"):
+    elif fmt == "json":
         df = pd.read_json(path, lines=True, dtype={"request_id": str})
     else:
         df = pd.read_csv(path, dtype={"request_id": str})

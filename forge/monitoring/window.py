@@ -36,13 +36,9 @@ def value_counts(s: pd.Series) -> pd.Series:
 
 def file_format(path: str) -> str:
     """parquet, json or csv, by suffix: a folder (or a remote prefix) is Parquet, any other file CSV."""
-    from pathlib import Path
+    from forge.data.formats import format_of
 
-    name = path.rstrip("/").rsplit("/", 1)[-1]
-    suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    if suffix in ("parquet", "pq") or (not suffix and ("://" in path or Path(path).is_dir())):
-        return "parquet"
-    return "json" if suffix in ("json", "jsonl") else "csv"
+    return format_of(path)
 
 
 @dataclass

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import ray
 
 from forge.config import ForgeConfig
+from forge.data.formats import format_of
 from forge.registry.client import ModelRef, Registry
 
 
@@ -29,9 +28,8 @@ def batch_predict(cfg: ForgeConfig, input_path: str, output_path: str, model: st
                   concurrency: int = 1) -> dict:
     """Predict every row of `input_path` (CSV, Parquet or JSON lines; file, folder or glob)."""
     src = cfg.resolve(input_path)
-    suffix = Path(src.rstrip("/*")).suffix or next((p.suffix for p in Path(src).glob("*") if p.is_file()), "")
-    reader = {".csv": ray.data.read_csv, ".json": ray.data.read_json, ".jsonl": ray.data.read_json}.get(
-        suffix, ray.data.read_parquet)
+    reader = {"csv": ray.data.read_csv, "json": ray.data.read_json}.get(format_of(src, "parquet"),
+                                                                         ray.data.read_parquet)
     ds = reader(src)
     pinned = Registry.of(cfg).ref(model)  # the version, not the alias: every actor loads the same model
     out = ds.map_batches(_Predictor, fn_constructor_kwargs={"model": pinned},

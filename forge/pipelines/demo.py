@@ -6,6 +6,7 @@ import json
 import os
 import secrets
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import httpx
@@ -85,6 +86,30 @@ def quickstart(config: str, rows: int = 4000, say=print) -> dict:
     return {**result, "url": url, "sample_status_codes": answers}
 
 
+def _send(url: str, auth: dict, admin: dict, df: pd.DataFrame, inputs: list[str], target: str) -> None:
+    """Rows to /v1/predict in requests of 20, each answered request's true labels to /v1/labels."""
+    for start in range(0, len(df), 20):
+        chunk = df.iloc[start : start + 20]
+        r = httpx.post(f"{url}/v1/predict", json={"instances": _rows(chunk, inputs)}, headers=auth, timeout=30)
+        r.raise_for_status()
+        rid = r.json()["request_id"]  # the server's id: labels join on it
+        labels = [{"request_id": rid, "row": i, "label": int(y)} for i, y in enumerate(chunk[target])]
+        httpx.post(f"{url}/v1/labels", json={"labels": labels}, headers=admin, timeout=30).raise_for_status()
+
+
+def _await_swap(url: str, auth: dict, before: str, out: dict, say) -> str:
+    """The version the live app serves once a promoted retraining has reached it (or the old one)."""
+    if not out["promoted"]:
+        say(f"gate refused the challenger: v{before} keeps serving")
+        return before
+    swapped_to, deadline = before, time.time() + 60
+    while time.time() < deadline and swapped_to != out["model_version"]:
+        time.sleep(1)
+        swapped_to = httpx.get(f"{url}/v1/models", headers=auth, timeout=30).json()["models"][0]["version"]
+    say(f"live app now serves v{swapped_to} (was v{before}), no restart")
+    return swapped_to
+
+
 def loop(config: str, say=print, keep_serving: bool = False) -> dict:
     """Serve the champion, shift traffic, see drift, retrain through the gate, see the live swap.
 
@@ -115,16 +140,8 @@ def loop(config: str, say=print, keep_serving: bool = False) -> dict:
     say(f"champion v{before['version']} is live")
 
     def traffic(df: pd.DataFrame, label: str) -> None:
-        sent = 0
-        for start in range(0, len(df), 20):
-            chunk = df.iloc[start : start + 20]
-            r = httpx.post(f"{url}/v1/predict", json={"instances": _rows(chunk, inputs)}, headers=auth, timeout=30)
-            r.raise_for_status()
-            rid = r.json()["request_id"]
-            labels = [{"request_id": rid, "row": i, "label": int(y)} for i, y in enumerate(chunk[cfg.data.target])]
-            httpx.post(f"{url}/v1/labels", json={"labels": labels}, headers=admin, timeout=30).raise_for_status()
-            sent += len(chunk)
-        say(f"traffic: sent {sent} {label} rows with their delayed labels")
+        _send(url, auth, admin, df, inputs, cfg.data.target)
+        say(f"traffic: sent {len(df)} {label} rows with their delayed labels")
 
     traffic(synthetic.generate(400, seed=11), "normal")
     time.sleep(3)  # let the replicas flush their prediction logs
@@ -141,18 +158,10 @@ def loop(config: str, say=print, keep_serving: bool = False) -> dict:
     say(f"delayed labels: live {perf.metric} {live} over the last {perf.rows} labelled predictions "
         f"vs {perf.test_value:.4f} at test time")
     out = retrain(cfg, if_drift=True, if_decay=True, say=say)
-    swapped_to = before["version"]
-    if out["promoted"]:
-        deadline = time.time() + 60
-        while time.time() < deadline and swapped_to != out["model_version"]:
-            time.sleep(1)
-            swapped_to = httpx.get(f"{url}/v1/models", headers=auth, timeout=30).json()["models"][0]["version"]
-        say(f"live app now serves v{swapped_to} (was v{before['version']}), no restart")
-    else:
-        say(f"gate refused the challenger: v{before['version']} keeps serving")
+    swapped_to = _await_swap(url, auth, before["version"], out, say)
     if not keep_serving:
         serve.delete(cfg.name)
     return {"drift_before": base["drift_share"], "drift_after": shifted["drift_share"], "retrain": out,
             "served_before": before["version"], "served_after": swapped_to, "drift_report": str(html_path),
-            "live_metric": perf, "auth_header": auth["Authorization"],
+            "live_metric": asdict(perf), "auth_header": auth["Authorization"],
             "sample": _rows(synthetic.generate(2, seed=5), inputs)}

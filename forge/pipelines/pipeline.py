@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import ray
 
+from forge._runtime import silent
 from forge.config import ColumnSchema, ForgeConfig
 from forge.data.ingest import ValidationResult, validate_dataset
 from forge.data.validation import report_lines
@@ -25,10 +26,6 @@ from forge.training.trainer import fit_best, prepare, search
 from forge.workspace import Workspace, tracking_uri
 
 Say = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    pass
 
 
 def schema_of(dv: DatasetVersion) -> dict[str, ColumnSchema]:
@@ -58,7 +55,7 @@ class TrainResult:
 
 
 def train(cfg: ForgeConfig, data_version: str | None = None, frame: pd.DataFrame | None = None,
-          say: Say = _quiet, extra_tags: dict | None = None, gate_frame: pd.DataFrame | None = None) -> TrainResult:
+          say: Say = silent, extra_tags: dict | None = None, gate_frame: pd.DataFrame | None = None) -> TrainResult:
     """Features + search + evaluate + register + gate for a validated data version.
 
     Args:
@@ -182,7 +179,7 @@ def _evaluate(cfg: ForgeConfig, model: ForgeModel, td, ws: Workspace, run_id: st
     return report
 
 
-def run(cfg: ForgeConfig, say: Say = _quiet, progress=None,
+def run(cfg: ForgeConfig, say: Say = silent, progress=None,
         before_training: Callable[[ValidationResult], None] | None = None) -> dict:
     """validate then train: the whole pipeline.
 

@@ -18,7 +18,7 @@ from forge.data.ingest import validate_dataset
 from forge.data.versioning import DatasetVersion, get_version
 from forge.monitoring.labels import join_labels, read_labels
 from forge.monitoring.prediction_log import read_log
-from forge.pipelines.pipeline import Say, _quiet, schema_of, train
+from forge.pipelines.pipeline import Say, schema_of, silent, train
 from forge.workspace import Workspace
 
 
@@ -111,7 +111,7 @@ def training_set(cfg: ForgeConfig, original: pd.DataFrame, schema: dict,
     return frame, schema, gate_frame
 
 
-def retrain(cfg: ForgeConfig, if_drift: bool = False, reason: str | None = None, say: Say = _quiet,
+def retrain(cfg: ForgeConfig, if_drift: bool = False, reason: str | None = None, say: Say = silent,
             if_decay: bool = False) -> dict:
     """Returns the `forge retrain --json` object: triggered, reason, model_version, promoted."""
     triggered, why, drift = check_trigger(cfg, if_drift, reason, if_decay)

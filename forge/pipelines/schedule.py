@@ -11,20 +11,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-
-def _quiet(_: str) -> None:
-    pass
-
-
-def cron_trigger(expr: str):
-    """APScheduler's crontab parser (minute hour day month day-of-week), in UTC.
-
-    Raises:
-        ValueError: the expression is not a valid crontab line.
-    """
-    from apscheduler.triggers.cron import CronTrigger
-
-    return CronTrigger.from_crontab(expr, timezone=UTC)
+from forge._cron import cron_trigger
+from forge._runtime import silent
 
 
 def next_fire(expr: str, after: datetime) -> datetime:
@@ -33,7 +21,7 @@ def next_fire(expr: str, after: datetime) -> datetime:
 
 
 def run_schedule(job: Callable[[], dict], cron: str, every_s: float | None = None, max_runs: int | None = None,
-                 say: Callable[[str], None] = _quiet, sleep: Callable[[float], None] = time.sleep) -> dict:
+                 say: Callable[[str], None] = silent, sleep: Callable[[float], None] = time.sleep) -> dict:
     """Run `job` at each fire time of `cron` (or every `every_s` seconds) until `max_runs` (None: forever).
 
     Returns:

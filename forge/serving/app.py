@@ -111,11 +111,7 @@ def _ingress(api: FastAPI, cfg: ForgeConfig, settings: Settings, input_schema: d
                 raise HTTPException(415, "Content-Type must be application/json")
             client_id = client_request_id(request.headers.get("x-request-id"))
             rows = self._rows(body)
-            key = request.headers.get(self.router.traffic.key_header)
-            field = self.router.traffic.key_field
-            if key is None and field and field in rows[0]:
-                key = str(rows[0][field])
-            return await self.handle(rows, key, client_id)
+            return await self.handle(rows, self.router.assignment_key(request.headers, rows), client_id)
 
         @api.post("/v1/labels")
         def labels(self, body: LabelsModel, claims: dict = Depends(admin_dep)) -> dict:  # type: ignore[valid-type]
@@ -126,20 +122,27 @@ def _ingress(api: FastAPI, cfg: ForgeConfig, settings: Settings, input_schema: d
                            claims: dict = Depends(predict_dep)) -> Any:
             if model_name != cfg.name:
                 raise HTTPException(404, {"error": f"unknown model {model_name!r}"})
-            try:
-                request = RequestModel.model_validate({"instances": body.rows()})
-            except ValidationError as e:
-                too_many = any(x["type"] == "too_long" and x["loc"][:1] == ("instances",) for x in e.errors())
-                _count("too_large" if too_many else "validation")
-                return JSONResponse({"error": f"{e.error_count()} invalid value(s)", "detail": _clean(e.errors())},
-                                    413 if too_many else 422)
-            except ValueError as e:
-                _count("validation")
-                return JSONResponse({"error": str(e)}, 422)
+            request = _v2_request(RequestModel, body)
+            if isinstance(request, JSONResponse):
+                return request
             out = await self.handle(self._rows(request), None, body.id)
             return _oip_response(model_name, out)
 
     return ForgeService
+
+
+def _v2_request(RequestModel, body: schemas.InferRequest):
+    """The /v1 request model over the v2 columns, or the protocol's error body (413 too many rows, 422 else)."""
+    try:
+        return RequestModel.model_validate({"instances": body.rows()})
+    except ValidationError as e:
+        too_many = any(x["type"] == "too_long" and x["loc"][:1] == ("instances",) for x in e.errors())
+        _count("too_large" if too_many else "validation")
+        return JSONResponse({"error": f"{e.error_count()} invalid value(s)", "detail": _clean(e.errors())},
+                            413 if too_many else 422)
+    except ValueError as e:  # columns of unequal length, duplicate names
+        _count("validation")
+        return JSONResponse({"error": str(e)}, 422)
 
 
 def _oip_response(model_name: str, out: dict) -> dict:

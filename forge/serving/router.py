@@ -94,6 +94,14 @@ class ModelRouter:
     def champion_version(self) -> str | None:
         return self.routes.get(self.traffic.variants[0].name)
 
+    def assignment_key(self, headers, rows: list[dict]) -> str | None:
+        """The A/B key of a request: the configured header, else the configured field of its first row."""
+        traffic = self.traffic
+        key = headers.get(traffic.key_header)
+        if key is None and traffic.key_field and traffic.key_field in rows[0]:
+            key = str(rows[0][traffic.key_field])
+        return key
+
     def pick(self, key: str | None) -> tuple[TrafficConfig, dict[str, str], str, str]:
         """(traffic, routes, variant, version) for one request, from one consistent snapshot."""
         traffic, routes = self.state

@@ -36,7 +36,7 @@ def _train_loop(config: dict) -> None:
     ckpt = ray.train.get_checkpoint()
     if ckpt:  # resume after a worker failure
         with ckpt.as_directory() as d:
-            state = torch.load(Path(d) / CKPT, weights_only=False)
+            state = torch.load(Path(d) / CKPT, weights_only=True)  # tensors and plain values only: no code runs
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         start = state["epoch"] + 1
@@ -66,8 +66,8 @@ def _train_loop(config: dict) -> None:
             ckpt = None
             if ray.train.get_context().get_world_rank() == 0:
                 torch.save({"model": raw.state_dict(), "opt": opt.state_dict(), "epoch": epoch,
-                            "arch": {k: config[k] for k in ("hidden", "layers")}, "n_in": X_val.shape[1],
-                            "n_out": n_out}, Path(d) / CKPT)
+                            "arch": {k: int(config[k]) for k in ("hidden", "layers")}, "n_in": int(X_val.shape[1]),
+                            "n_out": int(n_out)}, Path(d) / CKPT)
                 ckpt = ray.train.Checkpoint.from_directory(d)
             ray.train.report({"val_metric": val, "epoch": epoch}, checkpoint=ckpt)
 
@@ -132,7 +132,7 @@ def load_mlp_checkpoint(path: str, task: str, classes, y_mean: float = 0.0, y_st
 
     blob = (Location(fs or pafs.LocalFileSystem(), str(path), "" if fs is None or isinstance(
         fs, pafs.LocalFileSystem) else "remote") / CKPT).read_bytes()
-    state = torch.load(io.BytesIO(blob), weights_only=False)
+    state = torch.load(io.BytesIO(blob), weights_only=True)  # tensors and plain values only: no code runs
     module = make_mlp(state["n_in"], state["n_out"], state["arch"]["hidden"], state["arch"]["layers"])
     module.load_state_dict(state["model"])
     return TorchMLPModel(module, task, np.asarray(classes) if task == "classification" else None, y_mean, y_std)

@@ -1,0 +1,82 @@
+"""Config sections of monitoring and retraining: drift, the prediction log, alerts, retraining triggers."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from forge.config._base import _Strict
+
+
+class DriftConfig(_Strict):
+    drift_share: float = Field(0.5, description="Dataset drift when this share of features drifts.")
+    small_reference_rows: int = Field(1000, description="At or below: KS / chi-square; above: distances.")
+    p_value: float = Field(0.05, description="Significance of KS and chi-square.")
+    wasserstein_threshold: float = Field(0.1, description="Normalized Wasserstein threshold.")
+    jensenshannon_threshold: float = Field(0.1, description="Jensen-Shannon distance threshold.")
+    psi_threshold: float = Field(0.2, description="PSI threshold, when method psi is chosen.")
+    method: Literal["auto", "psi"] = Field("auto", description="auto (Evidently's rule) or psi for all.")
+    reference_rows: int = Field(5000, description="Rows kept as the drift reference sample.")
+    window_rows: int = Field(1000, description="Prediction-log window, in rows.")
+    engine: Literal["auto", "pandas", "ray"] = Field(
+        "auto", description="How `forge drift --current FILE` reads the file: ray (Ray Data, streamed and "
+                            "summarised in bounded memory), pandas, or auto (ray for remote URIs and ray_min_mb+)."
+    )
+    ray_min_mb: float = Field(64, description="auto engine: local current data of this size or more goes to Ray Data.")
+    window_s: float | None = Field(
+        None, description="Prediction-log window by time: the records of the last this many seconds. When set, "
+                          "it applies instead of window_rows (`forge drift --since` overrides it)."
+    )
+    live_interval_s: float = Field(
+        30, description="Replicas recompute the live-window drift gauges at most this often (CPU off the request path)."
+    )
+
+
+class PredictionLogConfig(_Strict):
+    path: str | None = Field(None, description="Where the log lives; default: workspace predictions/.")
+    flush_rows: int = Field(5000, description="Flush after this many records (or every flush_interval_s).")
+    flush_interval_s: float = Field(2.0, description="Flush at least this often.")
+
+
+class MonitoringConfig(_Strict):
+    drift: DriftConfig = Field(default_factory=DriftConfig, description="Drift detection.")
+    prediction_log: PredictionLogConfig = Field(default_factory=PredictionLogConfig, description="Prediction log.")
+    pushgateway: str | None = Field(
+        None, description="Prometheus Pushgateway URL (e.g. http://pushgateway:9091): batch jobs (validate, train, "
+                          "run, retrain, drift, batch) push their run and process metrics there when they end."
+    )
+
+
+class RetrainingConfig(_Strict):
+    triggers: list[Literal["drift", "schedule", "performance", "manual"]] = Field(
+        default_factory=lambda: ["drift", "manual"], description="What may start a retraining."
+    )
+    schedule: str = Field(
+        "0 3 * * *", description="Cron schedule (UTC) for scheduled retraining: the CronJob in kuberay/ and "
+                                 "`forge retrain --schedule` locally."
+    )
+    include_labelled: bool = Field(True, description="Add labelled recent data to the training set.")
+    performance_drop: float = Field(
+        0.05, description="Performance trigger: retrain when the live metric is this much worse than at test time."
+    )
+    performance_window: int = Field(500, description="Newest labelled predictions the live metric is computed on.")
+    window_rows: int | None = Field(
+        None, description="Train on at most this many rows, newest first (original + labelled); None keeps all."
+    )
+    split_method: Literal["random", "time"] = Field(
+        "random", description="How a retraining splits its rows. random: the newest labelled rows must be learnt "
+                              "from; the gate's holdout (never trained on) keeps the judgement honest."
+    )
+    gate_holdout: float = Field(
+        0.3, description="Share of the newest labelled rows kept out of training: the gate judges both models on them."
+    )
+    min_labelled: int = Field(50, description="Labelled predictions needed before the live metric counts.")
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        from forge._cron import cron_trigger
+
+        cron_trigger(v)  # raises ValueError naming the bad field
+        return v
