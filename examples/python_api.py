@@ -36,8 +36,8 @@ def main(config: str = "examples/churn/forge.yaml") -> dict:
     predictions, _ = tracker.load_model("champion").predict_raw(frame.head(5))
     drift = DriftMonitor(cfg).check(current=str(result.dataset.snapshot))
     print(f"champion v{tracker.version('champion')} predicts {list(predictions)}; "
-          f"drift share of the training data itself: {drift['drift_share']:.2f}")
-    return {"validation": result.summary(), "pipeline": out, "drift_share": drift["drift_share"],
+          f"drift share of the training data itself: {drift.drift_share:.2f}")
+    return {"validation": result.summary(), "pipeline": out, "drift_share": drift.drift_share,
             "n_features": int(matrix.shape[1])}
 
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from forge.data.ingest import ValidationResult
     from forge.data.profile import InferredSchema
+    from forge.monitoring.monitor import DriftResult
     from forge.training.packaging import ForgeModel
     from forge.training.trainer import TrainingData
 
@@ -226,8 +227,8 @@ class DriftMonitor:
     def __init__(self, cfg: ForgeConfig | str | Path):
         self.cfg = _config(cfg)
 
-    def check(self, current: str | None = None, last: int | None = None, html: str | None = None) -> dict:
-        """`forge drift --json`: dataset_drift, drift_share and a result per feature."""
+    def check(self, current: str | None = None, last: int | None = None, html: str | None = None) -> DriftResult:
+        """Drift per feature and the dataset verdict (`.to_dict()` is the `forge drift --json` object)."""
         from forge.monitoring.monitor import run_drift
 
         _ray()

@@ -42,7 +42,7 @@ def test_init_writes_a_config_with_the_inferred_schema_then_validate_uses_it(ray
 def test_init_with_unknown_target_names_the_option(tmp_path):
     generate(50, seed=1).to_csv(tmp_path / "events.csv", index=False)
     r = run_cli("init", "events.csv", "--target", "nope", cwd=tmp_path)
-    assert r.returncode != 0 and "--target" in r.stderr and "nope" in r.stderr
+    assert r.returncode == 2 and "--target" in r.stderr and "nope" in r.stderr
     assert not (tmp_path / "forge.yaml").exists()
 
 

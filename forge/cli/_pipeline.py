@@ -99,10 +99,10 @@ def drift(current: str = typer.Option("log", "--current", help="A data file, or 
 
     cfg = cfg_of(config)
     res = run_drift(cfg, current, html, last=last, since_s=parse_since(since) if since else None)
-    say(f"drift: {res['drifted_features']}/{res['n_features']} features drifted (share {res['drift_share']:.2f}); "
-        f"dataset drift: {res['dataset_drift']}")
-    if fail_on_drift and res["dataset_drift"]:
-        raise CheckFailed("dataset drift detected (--fail-on-drift)", res)
+    say(f"drift: {res.drifted_features}/{res.n_features} features drifted (share {res.drift_share:.2f}); "
+        f"dataset drift: {res.dataset_drift}")
+    if fail_on_drift and res.dataset_drift:
+        raise CheckFailed("dataset drift detected (--fail-on-drift)", res.to_dict())
     return res
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -81,8 +83,37 @@ def _summarised(current: str, numeric: list[str], categorical: list[str], model:
     return summary, f"{current} ({summary.n_rows} rows, summarised with Ray Data)"
 
 
+@dataclass
+class DriftResult:
+    """Drift of one current data set against the champion's training reference (`forge drift --json`)."""
+
+    dataset_drift: bool
+    drift_share: float
+    drifted_features: int
+    n_features: int
+    threshold_share: float
+    rows_reference: int
+    rows_current: int
+    features: dict[str, dict]
+    model_name: str = ""
+    model_version: str = ""
+    current: str = ""
+    prediction: dict | None = None
+    multivariate: dict | None = None
+    performance_estimate: dict | None = None
+    report_path: str | None = None
+    html_path: str | None = None
+
+    def to_dict(self) -> dict:
+        """JSON-ready; the parts that were not computed (multivariate, CBPE, HTML) are left out."""
+        return {k: v for k, v in asdict(self).items()
+                if v is not None or k not in ("multivariate", "performance_estimate", "html_path")}
+
+
 def run_drift(cfg: ForgeConfig, current: str | None = None, html_out: str | None = None,
-              multivariate: bool = True, last: int | None = None, since_s: float | None = None) -> dict:
+              multivariate: bool = True, last: int | None = None, since_s: float | None = None) -> DriftResult:
+    if current and current != "log" and "://" not in current and not glob.glob(current):
+        raise UsageError(f"--current: {current} does not exist")
     registry = Registry.of(cfg)
     pinned = registry.ref()
     version = pinned.version
@@ -106,24 +137,21 @@ def run_drift(cfg: ForgeConfig, current: str | None = None, html_out: str | None
         rows = cur
         rows_pred = cur["score"].to_numpy() if "score" in cur else model.score_value(*model.predict_raw(cur))
         cur_pred = pd.Series(rows_pred)
-    result = d.detect(ref, cur, numeric, categorical, cfg.monitoring.drift, n_ref)
-    result["prediction"] = d.column_drift(pd.Series(ref_pred), cur_pred, "numeric", cfg.monitoring.drift, n_ref)
+    result = DriftResult(**d.detect(ref, cur, numeric, categorical, cfg.monitoring.drift, n_ref),
+                         model_name=cfg.name, model_version=version, current=label)
+    result.prediction = d.column_drift(pd.Series(ref_pred), cur_pred, "numeric", cfg.monitoring.drift, n_ref)
     if multivariate and len(rows) >= 20:
-        result["multivariate"] = {
-            "domain_classifier": d.domain_classifier(ref, rows, numeric, categorical),
-            "mmd": d.mmd(ref, rows, numeric) if numeric else None,
-        }
-        result["multivariate"] = {k: v for k, v in result["multivariate"].items() if v}
+        tests = {"domain_classifier": d.domain_classifier(ref, rows, numeric, categorical),
+                 "mmd": d.mmd(ref, rows, numeric) if numeric else None}
+        result.multivariate = {k: v for k, v in tests.items() if v}
     if model.task == "classification" and model.classes is not None and len(model.classes) == 2:
-        result["performance_estimate"] = estimate(np.asarray(rows_pred, dtype=float))
-        result["performance_estimate"]["reference"] = estimate(np.asarray(ref_pred, dtype=float))
-    result.update({"model_name": cfg.name, "model_version": version, "current": label})
-    reports = Workspace.from_config(cfg).reports()
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = reports / f"drift-{cfg.name}-{stamp}.json"
-    path.write_text(json.dumps(result, indent=2, default=str))
-    result["report_path"] = str(path)
+        result.performance_estimate = {**estimate(np.asarray(rows_pred, dtype=float)),
+                                       "reference": estimate(np.asarray(ref_pred, dtype=float))}
+    path = Workspace.from_config(cfg).reports() / f"drift-{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    result.report_path = str(path)
+    path.write_text(json.dumps(result.to_dict(), indent=2, default=str))
     if html_out:
-        Path(html_out).write_text(render(result, ref, rows, numeric, f"Drift: {cfg.name} v{version} vs {label}"))
-        result["html_path"] = str(Path(html_out).resolve())
+        Path(html_out).write_text(render(result.to_dict(), ref, rows, numeric,
+                                         f"Drift: {cfg.name} v{version} vs {label}"))
+        result.html_path = str(Path(html_out).resolve())
     return result

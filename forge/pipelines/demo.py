@@ -97,13 +97,13 @@ def _send(url: str, auth: dict, admin: dict, df: pd.DataFrame, inputs: list[str]
         httpx.post(f"{url}/v1/labels", json={"labels": labels}, headers=admin, timeout=30).raise_for_status()
 
 
-def _await_swap(url: str, auth: dict, before: str, out: dict, say) -> str:
+def _await_swap(url: str, auth: dict, before: str, out, say) -> str:
     """The version the live app serves once a promoted retraining has reached it (or the old one)."""
-    if not out["promoted"]:
+    if not out.promoted:
         say(f"gate refused the challenger: v{before} keeps serving")
         return before
     swapped_to, deadline = before, time.time() + 60
-    while time.time() < deadline and swapped_to != out["model_version"]:
+    while time.time() < deadline and swapped_to != out.model_version:
         time.sleep(1)
         swapped_to = httpx.get(f"{url}/v1/models", headers=auth, timeout=30).json()["models"][0]["version"]
     say(f"live app now serves v{swapped_to} (was v{before}), no restart")
@@ -146,12 +146,12 @@ def loop(config: str, say=print, keep_serving: bool = False) -> dict:
     traffic(synthetic.generate(400, seed=11), "normal")
     time.sleep(3)  # let the replicas flush their prediction logs
     base = run_drift(cfg, None, multivariate=False, last=400)
-    say(f"drift before the shift: share {base['drift_share']:.2f} (dataset drift: {base['dataset_drift']})")
+    say(f"drift before the shift: share {base.drift_share:.2f} (dataset drift: {base.dataset_drift})")
     traffic(synthetic.generate(1200, seed=12, shift=1.5, concept_shift=1.0), "SHIFTED")
     time.sleep(3)
     html_path = Path(cfg.resolve(".forge")) / "reports" / "drift-demo-loop.html"
     shifted = run_drift(cfg, None, html_out=str(html_path), last=1200)
-    say(f"drift after the shift: share {shifted['drift_share']:.2f} (dataset drift: {shifted['dataset_drift']}); "
+    say(f"drift after the shift: share {shifted.drift_share:.2f} (dataset drift: {shifted.dataset_drift}); "
         f"report: {html_path}")
     perf = live_performance(cfg)
     live = "n/a" if perf.live_value is None else f"{perf.live_value:.4f}"
@@ -161,7 +161,7 @@ def loop(config: str, say=print, keep_serving: bool = False) -> dict:
     swapped_to = _await_swap(url, auth, before["version"], out, say)
     if not keep_serving:
         serve.delete(cfg.name)
-    return {"drift_before": base["drift_share"], "drift_after": shifted["drift_share"], "retrain": out,
+    return {"drift_before": base.drift_share, "drift_after": shifted.drift_share, "retrain": out.to_dict(),
             "served_before": before["version"], "served_after": swapped_to, "drift_report": str(html_path),
             "live_metric": asdict(perf), "auth_header": auth["Authorization"],
             "sample": _rows(synthetic.generate(2, seed=5), inputs)}

@@ -6,8 +6,8 @@ The live app swaps by itself: replicas poll the registry and load the new
 
 from __future__ import annotations
 
-import json
 import uuid
+from dataclasses import dataclass
 
 import mlflow
 import pandas as pd
@@ -17,8 +17,10 @@ from forge.config import ForgeConfig
 from forge.data.ingest import validate_dataset
 from forge.data.versioning import DatasetVersion, get_version
 from forge.monitoring.labels import join_labels, read_labels
+from forge.monitoring.monitor import DriftResult
 from forge.monitoring.prediction_log import read_log
 from forge.pipelines.pipeline import Say, schema_of, silent, train
+from forge.registry.registry import GateResult
 from forge.workspace import Workspace
 
 
@@ -44,7 +46,7 @@ def original_version(ws: Workspace, name: str) -> DatasetVersion:
 
 
 def check_trigger(cfg: ForgeConfig, if_drift: bool, reason: str | None,
-                  if_decay: bool = False) -> tuple[bool, str, dict | None]:
+                  if_decay: bool = False) -> tuple[bool, str, DriftResult | None]:
     """With neither condition asked for, a manual run always triggers; otherwise either condition does.
 
     Returns:
@@ -69,8 +71,8 @@ def check_trigger(cfg: ForgeConfig, if_drift: bool, reason: str | None,
         from forge.monitoring.monitor import run_drift
 
         res = run_drift(cfg, None, multivariate=False)
-        share, limit = res["drift_share"], cfg.monitoring.drift.drift_share
-        if res["dataset_drift"]:
+        share, limit = res.drift_share, cfg.monitoring.drift.drift_share
+        if res.dataset_drift:
             fired.append(f"drift: share {share:.2f} >= {limit}")
         else:
             quiet.append(f"no drift: share {share:.2f} < {limit}")
@@ -111,13 +113,36 @@ def training_set(cfg: ForgeConfig, original: pd.DataFrame, schema: dict,
     return frame, schema, gate_frame
 
 
+@dataclass
+class RetrainResult:
+    """What a retraining check did: whether it triggered and why, and what the gate decided."""
+
+    triggered: bool
+    reason: str
+    model_version: str | None = None
+    promoted: bool = False
+    gate: GateResult | None = None
+    data_version: str | None = None
+    run_id: str | None = None
+    drift: DriftResult | None = None
+
+    def to_dict(self) -> dict:
+        """The `forge retrain --json` object (a check that did not trigger has the first four keys only)."""
+        head = {"triggered": self.triggered, "reason": self.reason, "model_version": self.model_version,
+                "promoted": self.promoted}
+        if not self.triggered:
+            return head
+        return {**head, "gate": self.gate.to_dict() if self.gate else None, "data_version": self.data_version,
+                "run_id": self.run_id, "drift": self.drift.to_dict() if self.drift else None}
+
+
 def retrain(cfg: ForgeConfig, if_drift: bool = False, reason: str | None = None, say: Say = silent,
-            if_decay: bool = False) -> dict:
-    """Returns the `forge retrain --json` object: triggered, reason, model_version, promoted."""
+            if_decay: bool = False) -> RetrainResult:
+    """One retraining check: trigger, training set, validation, training and the gate."""
     triggered, why, drift = check_trigger(cfg, if_drift, reason, if_decay)
     say(f"retrain: {'triggered' if triggered else 'not triggered'} ({why})")
     if not triggered:
-        return {"triggered": False, "reason": why, "model_version": None, "promoted": False}
+        return RetrainResult(False, why)
     ws = Workspace.from_config(cfg)
     base = original_version(ws, cfg.name)
     schema = schema_of(base)
@@ -141,12 +166,11 @@ def retrain(cfg: ForgeConfig, if_drift: bool = False, reason: str | None = None,
     say(f"retrain: data version {v.dataset.version} ({v.rows_valid} rows, parent {base.version})")
     tags = {"forge.retrain.trigger": why, "forge.retrain.parent_data_version": base.version}
     if drift:
-        tags["forge.retrain.drift_report"] = drift["report_path"]
+        tags["forge.retrain.drift_report"] = drift.report_path
     out = train(rcfg, v.dataset.version, say=say, extra_tags=tags, gate_frame=gate_frame)
     with mlflow.start_run(run_id=out.run_id):
         mlflow.set_tags({"forge.retrain.challenger": out.model_version,
                          "forge.retrain.champion_before": str(out.gate.champion_version)})
-        mlflow.log_dict({"trigger": why, "drift": drift, "gate": out.gate.to_dict()}, "retrain/decision.json")
-    return {"triggered": True, "reason": why, "model_version": out.model_version, "promoted": out.promoted,
-            "gate": out.gate.to_dict(), "data_version": v.dataset.version, "run_id": out.run_id,
-            "drift": json.loads(json.dumps(drift, default=str)) if drift else None}
+        mlflow.log_dict({"trigger": why, "drift": drift.to_dict() if drift else None, "gate": out.gate.to_dict()},
+                        "retrain/decision.json")
+    return RetrainResult(True, why, out.model_version, out.promoted, out.gate, v.dataset.version, out.run_id, drift)

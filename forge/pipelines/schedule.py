@@ -39,6 +39,7 @@ def run_schedule(job: Callable[[], dict], cron: str, every_s: float | None = Non
         at = datetime.now(UTC).isoformat(timespec="seconds")
         try:
             res = job()
+            res = res.to_dict() if hasattr(res, "to_dict") else res  # typed results become JSON here
         except Exception as e:  # noqa: BLE001 - the next tick must still come
             res = {"error": f"{type(e).__name__}: {e}"}
             say(f"schedule: check at {at} failed: {res['error']}")

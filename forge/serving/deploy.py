@@ -43,9 +43,28 @@ def deploy_app(cfg: ForgeConfig, port: int | None = None, connect=None) -> str:
     return f"http://{cfg.serving.host}:{port}{prefix.rstrip('/')}"
 
 
+def _check_ports(cfg: ForgeConfig, port: int | None, detach: bool, say) -> None:
+    """Before Forge starts a cluster of its own: free what a dead cluster's HAProxy left, or name the holder."""
+    import ray
+
+    from forge.serving.ports import free_ports
+
+    if os.environ.get("RAY_ADDRESS") or ray.is_initialized():
+        return
+    if detach and subprocess.run(["ray", "status"], capture_output=True).returncode == 0:
+        return  # a running head: its own Serve proxy holds these ports
+    ports = {"serving.port": port or cfg.serving.port}
+    if os.environ.get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
+        ports["HAProxy stats (RAY_SERVE_HAPROXY_STATS_PORT)"] = int(os.environ.get("RAY_SERVE_HAPROXY_STATS_PORT", 8404))
+        ports["HAProxy metrics (RAY_SERVE_HAPROXY_METRICS_PORT)"] = int(
+            os.environ.get("RAY_SERVE_HAPROXY_METRICS_PORT", 9101))
+    free_ports(ports, say)
+
+
 def start(cfg: ForgeConfig, port: int | None = None, detach: bool = False, say=print) -> dict:
     from ray import serve
 
+    _check_ports(cfg, port, detach, say)
     url = deploy_app(cfg, port, connect=lambda: _connect(detach))
     say(f"serving {cfg.name} at {url} (docs: {url}/docs)")
     if detach:

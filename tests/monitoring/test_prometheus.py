@@ -164,14 +164,15 @@ def test_batch_jobs_push_run_and_process_metrics(prometheus, pushgateway, traine
     assert ok.returncode in (0, 3), ok.stderr
     sel = f'{{job="forge_drift",project="{cfg.name}"}}'
 
-    def scraped(expr: str, want) -> list[dict]:
-        deadline, res = time.time() + 30, []
+    def scraped(expr: str, want) -> list[dict] | None:
+        """The query's result once `want` holds for it; None if it never did within 30 s."""
+        deadline = time.time() + 30
         while time.time() < deadline:
             res = _query(prometheus, expr)
             if res and want(float(res[0]["value"][1])):
-                break
+                return res
             time.sleep(1)
-        return res
+        return None
 
     assert scraped(f"forge_job_success{sel}", lambda v: v == 1), "the successful run was not scraped"
     succeeded_at = float(_query(prometheus, f"forge_job_last_success_timestamp_seconds{sel}")[0]["value"][1])
@@ -180,7 +181,7 @@ def test_batch_jobs_push_run_and_process_metrics(prometheus, pushgateway, traine
     assert float(_query(prometheus, f"process_cpu_seconds_total{sel}")[0]["value"][1]) > 0
 
     bad = run_cli("drift", "--current", "/nonexistent/window.csv", "-c", str(cfg.config_path), env=env)
-    assert bad.returncode == 1, bad.stderr
+    assert bad.returncode == 2 and "does not exist" in bad.stderr, bad.stderr
     assert scraped(f"forge_job_success{sel}", lambda v: v == 0), "the failed run was not scraped"
     # a failure keeps the time of the last success: an alert can say how long a job has been failing
     after = float(_query(prometheus, f"forge_job_last_success_timestamp_seconds{sel}")[0]["value"][1])

@@ -45,7 +45,7 @@ def test_drift_of_a_large_file_through_ray_data_agrees_with_pandas(trained_proje
     for engine in ("pandas", "ray"):
         c = cfg.model_copy(deep=True)
         c.config_path, c.monitoring.drift.engine = cfg.config_path, engine
-        results[engine] = run_drift(c, str(current), html_out=str(tmp_path / f"{engine}.html"))
+        results[engine] = run_drift(c, str(current), html_out=str(tmp_path / f"{engine}.html")).to_dict()
     pd_res, ray_res = results["pandas"], results["ray"]
     assert "Ray Data" in ray_res["current"] and ray_res["rows_current"] == pd_res["rows_current"] == 30_000
     assert ray_res["dataset_drift"] == pd_res["dataset_drift"] and ray_res["dataset_drift"]

@@ -81,7 +81,7 @@ def test_loop_drift_retrain_gate_and_live_swap(served, tmp_path):
             time.sleep(1)
         served = _served_during(f"{url}/loop", h, out["sample"], lambda: _poisoned_retraining(cfg))
         refused, answers = served
-        assert not refused["promoted"] and refused["gate"]["champion_version"] == champion, refused["gate"]
+        assert not refused.promoted and refused.gate.champion_version == champion, refused.gate
         assert alias_version(tracking.client(cfg), cfg.name, "champion") == champion
         assert answers and set(answers) == {champion}
         time.sleep(3 * cfg.serving.model_poll_s)  # past the replicas' next registry poll
@@ -93,7 +93,7 @@ def test_loop_drift_retrain_gate_and_live_swap(served, tmp_path):
         tracking.setup(session_cfg)
 
 
-def _poisoned_retraining(cfg) -> dict:
+def _poisoned_retraining(cfg):
     """The last retraining's rows with shuffled labels; the gate judges on the newest true labels, as retraining does."""
     dv = get_version(Workspace.from_config(cfg), cfg.name)  # a retraining's data: served rows carry no entity id
     rcfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"entity": None})})

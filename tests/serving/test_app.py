@@ -1,10 +1,7 @@
 """forge/serving/app.py over real HTTP against Ray Serve: contract, auth, bad input, log, swaps, failures."""
 
-import concurrent.futures
 import json
 import os
-import signal
-import threading
 import time
 
 import httpx
@@ -13,7 +10,6 @@ import pytest
 
 from forge.data import synthetic
 from forge.monitoring.prediction_log import read_log
-from forge.training import tracking
 from forge.workspace import Workspace
 from tests.conftest import state_address
 
@@ -95,7 +91,7 @@ def test_bad_input_is_4xx_with_field_detail(served, auth_headers):
         assert r.status_code == 422, (raw[:40], r.text)
     r = httpx.post(f"{url}/v1/predict", content=json.dumps({"instances": [row]}),
                    headers={**h, "content-type": "text/plain"})
-    assert 400 <= r.status_code < 500
+    assert r.status_code == 415, r.text
 
 
 def test_open_inference_protocol(served, auth_headers):
@@ -117,29 +113,42 @@ def test_open_inference_protocol(served, auth_headers):
     assert httpx.post(f"{url}/v2/models/{cfg.name}/infer", json={"inputs": inputs}).status_code == 401
 
 
-def test_schemathesis_finds_no_5xx(served, auth_headers):
+SEED = 20261130  # recorded: a failure replays with the same cases
+
+
+def test_schemathesis_finds_no_5xx_on_any_operation(served, auth_headers):
+    """Every operation of /openapi.json, in positive and negative modes, with both scopes: never a 5xx, and
+    every documented response matches its schema."""
     import schemathesis
-    from hypothesis import HealthCheck, settings
+    from hypothesis import HealthCheck, given, seed, settings
+    from schemathesis import GenerationMode
+    from schemathesis.checks import not_a_server_error, response_schema_conformance
 
     cfg, url = served
     schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
-    headers = auth_headers()
-    seen = []
+    headers = auth_headers(["predict", "admin"])
+    seen: dict[str, int] = {}
 
-    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-    def check(case):
-        r = case.call(headers=headers, timeout=30)
-        seen.append(r.status_code)
-        assert r.status_code < 500, (case.path, case.body, r.status_code, r.text[:300])
+    def fuzz(op, mode) -> None:
+        name = f"{op.method.upper()} {op.path} {mode.value}"
+
+        @seed(SEED)
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @given(case=op.as_strategy(generation_mode=mode))
+        def check(case):
+            r = case.call(base_url=url, headers=headers, timeout=30)
+            seen[name] = seen.get(name, 0) + 1
+            assert r.status_code < 500, (case.path, case.body, r.status_code, r.text[:300])
+            case.validate_response(r, checks=[not_a_server_error, response_schema_conformance])
+
+        check()
 
     for op in schema.get_all_operations():
-        op = op.ok()
-        if op.method.upper() == "POST" and op.path == "/v1/predict":
-            op.as_strategy()
-            from hypothesis import given
-
-            given(op.as_strategy())(check)()
-    assert len(seen) >= 100
+        for mode in GenerationMode:
+            fuzz(op.ok(), mode)
+    print(f"\nschemathesis (seed {SEED}): {sum(seen.values())} requests over {len(seen)} operation/mode pairs")
+    assert {"POST /v1/predict positive", "POST /v1/predict negative", "POST /v1/labels negative",
+            "POST /v2/models/{model_name}/infer negative", "GET /v1/models positive"} <= set(seen), sorted(seen)
     # whatever the fuzzer sent, the log still takes every prediction (a 2**70 once killed its writer thread)
     r = httpx.post(f"{url}/v1/predict", json={"instances": _rows(cfg, 2, seed=4242)}, headers=headers, timeout=30)
     folder = Workspace.from_config(cfg).predictions(cfg.name)
@@ -168,85 +177,6 @@ def test_every_prediction_reaches_the_log(served, auth_headers):
     mine = log[log["request_id"].isin(dict(ids))]
     assert len(mine) == sum(n for _, n in ids)
     assert {"model_name", "model_version", "variant", "prediction", "score", "timestamp", "usage_hours"} <= set(log)
-
-
-def _load(url, headers, rows, stop, results):
-    with httpx.Client(timeout=30) as client:
-        while not stop.is_set():
-            try:
-                r = client.post(f"{url}/v1/predict", json={"instances": rows}, headers=headers)
-                results.append((time.time(), r.status_code, r.json().get("model", {}).get("version")))
-            except Exception as e:  # a connection error counts as a failure
-                results.append((time.time(), type(e).__name__, None))
-
-
-def test_model_swap_under_load_drops_nothing(served, auth_headers, trained_project):
-
-    from forge.registry.registry import promote
-
-    cfg, url = served
-    client = tracking.client(cfg)
-    versions = sorted(int(m.version) for m in client.search_model_versions(f"name='{cfg.name}'"))
-    current = httpx.get(f"{url}/readyz").json()["version"]
-    target = str(next(v for v in versions if str(v) != current)) if len(versions) > 1 else current
-    stop, results = threading.Event(), []
-    threads = [threading.Thread(target=_load, args=(url, auth_headers(), _rows(cfg), stop, results)) for _ in range(4)]
-    for t in threads:
-        t.start()
-    time.sleep(2)
-    promote(client, cfg.name, target)
-    deadline = time.time() + 30
-    while time.time() < deadline and httpx.get(f"{url}/readyz").json()["version"] != target:
-        time.sleep(0.3)
-    time.sleep(2)
-    stop.set()
-    for t in threads:
-        t.join()
-    promote(client, cfg.name, current)  # leave the fixture as it was
-    codes = [c for _, c, _ in results]
-    assert len(codes) > 20 and all(c == 200 for c in codes), {c: codes.count(c) for c in set(codes)}
-    assert {v for _, _, v in results} >= {target}
-    meta = httpx.get(f"{url}/v1/models", headers=auth_headers()).json()["models"][0]
-    assert meta["version"] in (target, current)
-
-
-def test_replica_killed_under_load_recovers(served, auth_headers):
-
-    cfg, url = served
-    stop, results = threading.Event(), []
-    threads = [threading.Thread(target=_load, args=(url, auth_headers(), _rows(cfg), stop, results)) for _ in range(2)]
-    for t in threads:
-        t.start()
-    time.sleep(2)
-    replica = [a for a in _alive() if "ServeReplica:churn:forge" in a.class_name]
-    assert replica
-    killed_at = time.time()
-    os.kill(replica[0].pid, signal.SIGKILL)
-    recovered = None
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        time.sleep(0.5)
-        after = [r for r in results if r[0] > killed_at + 0.5]
-        if len(after) >= 5 and all(c == 200 for _, c, _ in after[-5:]):
-            recovered = after[-5][0] - killed_at
-            break
-    stop.set()
-    for t in threads:
-        t.join()
-    failed = [r for r in results if r[1] != 200]
-    print(f"\nreplica kill: {len(failed)}/{len(results)} requests failed; recovered after {recovered}s")
-    assert recovered is not None, "the app did not recover by itself"
-
-
-def test_overload_gives_503_not_a_crash(served, auth_headers):
-    cfg, url = served
-    rows = _rows(cfg, 200)
-    h = auth_headers()
-    with concurrent.futures.ThreadPoolExecutor(64) as pool:
-        codes = list(pool.map(lambda _: httpx.post(f"{url}/v1/predict", json={"instances": rows}, headers=h,
-                                                   timeout=60).status_code, range(160)))
-    assert set(codes) <= {200, 503}, set(codes)
-    assert httpx.get(f"{url}/readyz").status_code == 200
 
 
 def _alive():
