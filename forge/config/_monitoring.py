@@ -19,9 +19,12 @@ class DriftConfig(_Strict):
     method: Literal["auto", "psi"] = Field("auto", description="auto (Evidently's rule) or psi for all.")
     reference_rows: int = Field(5000, description="Rows kept as the drift reference sample.")
     window_rows: int = Field(1000, description="Prediction-log window, in rows.")
-    engine: Literal["auto", "pandas", "ray"] = Field(
-        "auto", description="How `forge drift --current FILE` reads the file: ray (Ray Data, streamed and "
-                            "summarised in bounded memory), pandas, or auto (ray for remote URIs and ray_min_mb+)."
+    engine: Literal["auto", "binned", "exact", "pandas", "ray"] = Field(
+        "auto", description="How `forge drift --current FILE` tests the file: binned (one streamed pass binned on the "
+                            "reference's training-time quantiles: Arrow in this process for local files, Ray Data "
+                            "for URIs), exact (scipy on the whole file in memory; `pandas` is its old name), ray "
+                            "(binned through Ray Data), or auto (binned when the model has bins and a reference "
+                            "above small_reference_rows, else exact)."
     )
     ray_min_mb: float = Field(64, description="auto engine: local current data of this size or more goes to Ray Data.")
     window_s: float | None = Field(

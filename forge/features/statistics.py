@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import ray
 
+from forge.features.bins import BINS_FILE, Bins
 from forge.storage import Location
 
 STATS_FILE = "feature_stats.json"
@@ -83,10 +84,12 @@ def compute_statistics(
     return stats, sample
 
 
-def save_statistics(folder: Location, stats: dict, sample: pd.DataFrame) -> tuple[Location, Location]:
+def save_statistics(folder: Location, stats: dict, sample: pd.DataFrame, bins: Bins) -> tuple[Location, ...]:
+    """The drift reference of a training run: statistics, a row sample, and the binned training data."""
     (folder / STATS_FILE).write_text(json.dumps(stats, indent=2))
     (folder / REFERENCE_FILE).write_table(pa.Table.from_pandas(sample, preserve_index=False))
-    return folder / STATS_FILE, folder / REFERENCE_FILE
+    (folder / BINS_FILE).write_text(bins.to_json())
+    return folder / STATS_FILE, folder / REFERENCE_FILE, folder / BINS_FILE
 
 
 def load_statistics(folder: Location) -> tuple[dict, pd.DataFrame]:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from forge.config import ForgeConfig
 from forge.errors import UsageError
+from forge.features.bins import Bins
 from forge.monitoring import drift as d
 from forge.monitoring.performance import estimate
 from forge.monitoring.prediction_log import read_log
@@ -60,12 +61,14 @@ def current_window(cfg: ForgeConfig, current: str | None, last: int | None = Non
     return df, f"prediction log ({folder}, {what}: {len(df)} rows)"
 
 
-def _on_ray(cfg: ForgeConfig, current: str | None) -> bool:
-    """A current-data file goes through Ray Data when configured so, or (auto) when it is large or remote."""
+def _engine(cfg: ForgeConfig, current: str | None, bins, n_ref: int) -> str:
+    """binned, summary (the Ray Data quantile summary of models trained without bins) or exact."""
     engine = cfg.monitoring.drift.engine
-    if not current or current == "log" or engine == "pandas":
-        return False
-    return engine == "ray" or large(current, cfg.monitoring.drift.ray_min_mb)
+    if not current or current == "log" or engine in ("exact", "pandas"):
+        return "exact"
+    if bins is not None and (engine in ("binned", "ray") or n_ref > cfg.monitoring.drift.small_reference_rows):
+        return "binned"
+    return "summary" if engine == "ray" or large(current, cfg.monitoring.drift.ray_min_mb) else "exact"
 
 
 def _summarised(current: str, numeric: list[str], categorical: list[str], model: ModelRef):
@@ -83,6 +86,25 @@ def _summarised(current: str, numeric: list[str], categorical: list[str], model:
     return summary, f"{current} ({summary.n_rows} rows, summarised with Ray Data)"
 
 
+def _binned(cfg: ForgeConfig, current: str, bins: Bins) -> tuple[dict, pd.DataFrame, str]:
+    """(verdicts from bins, a uniform row sample, label) from one pass over the current file."""
+    from forge.monitoring.binned_tests import detect_binned
+    from forge.monitoring.stream import bin_local, bin_ray
+
+    if "://" in current or cfg.monitoring.drift.engine == "ray":
+        from forge._runtime import init_ray
+
+        init_ray()
+        cur, sample = bin_ray(current, bins)
+        how = "binned with Ray Data"
+    else:
+        cur, sample = bin_local(current, file_format(current), bins, extra=["score"])
+        how = "binned in one Arrow pass"
+    if cur.rows == 0:
+        raise UsageError(f"no current data in {current}")
+    return detect_binned(bins, cur, cfg.monitoring.drift), sample, f"{current} ({cur.rows} rows, {how})"
+
+
 @dataclass
 class DriftResult:
     """Drift of one current data set against the champion's training reference (`forge drift --json`)."""
@@ -98,6 +120,7 @@ class DriftResult:
     model_name: str = ""
     model_version: str = ""
     current: str = ""
+    engine: str = "exact"
     prediction: dict | None = None
     multivariate: dict | None = None
     performance_estimate: dict | None = None
@@ -110,39 +133,65 @@ class DriftResult:
                 if v is not None or k not in ("multivariate", "performance_estimate", "html_path")}
 
 
+@dataclass
+class _Reference:
+    """The champion's training reference: sample, feature lists, full row count, and its bins (None if older)."""
+
+    sample: pd.DataFrame
+    numeric: list[str]
+    categorical: list[str]
+    rows: int
+    bins: Bins | None
+
+    @classmethod
+    def of(cls, registry: Registry, run_id: str) -> _Reference:
+        ref, stats = registry.reference(run_id)
+        numeric = [c for c, s in stats.items() if s["type"] == "numeric"]
+        categorical = [c for c, s in stats.items() if s["type"] == "categorical"]
+        n_ref = max(s["count"] + s["nulls"] for s in stats.values())
+        return cls(ref, numeric, categorical, n_ref, registry.reference_bins(run_id))
+
+
+def _current(cfg: ForgeConfig, engine: str, current: str | None, ref: _Reference, pinned: ModelRef, model,
+             last: int | None, since_s: float | None):
+    """(per-feature verdicts, raw rows for the multivariate tests and plots, their scores, the current
+    prediction column, label)."""
+    if engine == "binned":
+        detected, rows, label = _binned(cfg, current, ref.bins)
+        rows_pred = rows["score"].to_numpy() if "score" in rows else model.score_value(*model.predict_raw(rows))
+        return detected, rows, rows_pred, pd.Series(rows_pred), label
+    if engine == "summary":
+        cur, label = _summarised(current, ref.numeric, ref.categorical, pinned)
+        rows = cur.sample  # raw rows for the multivariate tests, CBPE and the plots: a uniform subsample
+        if PREDICTION not in rows:
+            rows[PREDICTION] = model.score_value(*model.predict_raw(rows))
+        detected = d.detect(ref.sample, cur, ref.numeric, ref.categorical, cfg.monitoring.drift, ref.rows)
+        return detected, rows, rows[PREDICTION].to_numpy(), cur[PREDICTION], label
+    cur, label = current_window(cfg, current, last, since_s)
+    if cur.empty:
+        raise UsageError(f"no current data in {label}")
+    rows_pred = cur["score"].to_numpy() if "score" in cur else model.score_value(*model.predict_raw(cur))
+    detected = d.detect(ref.sample, cur, ref.numeric, ref.categorical, cfg.monitoring.drift, ref.rows)
+    return detected, cur, rows_pred, pd.Series(rows_pred), label
+
+
 def run_drift(cfg: ForgeConfig, current: str | None = None, html_out: str | None = None,
               multivariate: bool = True, last: int | None = None, since_s: float | None = None) -> DriftResult:
+    """Drift of `current` (a file or URI; None or "log": the prediction log's window) against the champion."""
     if current and current != "log" and "://" not in current and not glob.glob(current):
         raise UsageError(f"--current: {current} does not exist")
     registry = Registry.of(cfg)
     pinned = registry.ref()
-    version = pinned.version
-    ref, stats = registry.reference(registry.model_version(version).run_id)
-    numeric = [c for c, s in stats.items() if s["type"] == "numeric"]
-    categorical = [c for c, s in stats.items() if s["type"] == "categorical"]
-    n_ref = max(s["count"] + s["nulls"] for s in stats.values())
+    ref = _Reference.of(registry, registry.model_version(pinned.version).run_id)
     model = pinned.load()
-    ref_pred = model.score_value(*model.predict_raw(ref))
-    if _on_ray(cfg, current):
-        cur, label = _summarised(current, numeric, categorical, pinned)
-        rows = cur.sample  # raw rows for the multivariate tests, CBPE and the plots: a uniform subsample
-        if PREDICTION not in rows:
-            rows[PREDICTION] = model.score_value(*model.predict_raw(rows))
-        rows_pred = rows[PREDICTION].to_numpy()
-        cur_pred = cur[PREDICTION]
-    else:
-        cur, label = current_window(cfg, current, last, since_s)
-        if cur.empty:
-            raise UsageError(f"no current data in {label}")
-        rows = cur
-        rows_pred = cur["score"].to_numpy() if "score" in cur else model.score_value(*model.predict_raw(cur))
-        cur_pred = pd.Series(rows_pred)
-    result = DriftResult(**d.detect(ref, cur, numeric, categorical, cfg.monitoring.drift, n_ref),
-                         model_name=cfg.name, model_version=version, current=label)
-    result.prediction = d.column_drift(pd.Series(ref_pred), cur_pred, "numeric", cfg.monitoring.drift, n_ref)
+    ref_pred = model.score_value(*model.predict_raw(ref.sample))
+    engine = _engine(cfg, current, ref.bins, ref.rows)
+    detected, rows, rows_pred, cur_pred, label = _current(cfg, engine, current, ref, pinned, model, last, since_s)
+    result = DriftResult(**detected, model_name=cfg.name, model_version=pinned.version, current=label, engine=engine)
+    result.prediction = d.column_drift(pd.Series(ref_pred), cur_pred, "numeric", cfg.monitoring.drift, ref.rows)
     if multivariate and len(rows) >= 20:
-        tests = {"domain_classifier": d.domain_classifier(ref, rows, numeric, categorical),
-                 "mmd": d.mmd(ref, rows, numeric) if numeric else None}
+        tests = {"domain_classifier": d.domain_classifier(ref.sample, rows, ref.numeric, ref.categorical),
+                 "mmd": d.mmd(ref.sample, rows, ref.numeric) if ref.numeric else None}
         result.multivariate = {k: v for k, v in tests.items() if v}
     if model.task == "classification" and model.classes is not None and len(model.classes) == 2:
         result.performance_estimate = {**estimate(np.asarray(rows_pred, dtype=float)),
@@ -151,7 +200,7 @@ def run_drift(cfg: ForgeConfig, current: str | None = None, html_out: str | None
     result.report_path = str(path)
     path.write_text(json.dumps(result.to_dict(), indent=2, default=str))
     if html_out:
-        Path(html_out).write_text(render(result.to_dict(), ref, rows, numeric,
-                                         f"Drift: {cfg.name} v{version} vs {label}"))
+        Path(html_out).write_text(render(result.to_dict(), ref.sample, rows, ref.numeric,
+                                         f"Drift: {cfg.name} v{pinned.version} vs {label}"))
         result.html_path = str(Path(html_out).resolve())
     return result

@@ -17,6 +17,7 @@ from forge.data.ingest import ValidationResult, validate_dataset
 from forge.data.validation import report_lines
 from forge.data.versioning import DatasetVersion, get_version
 from forge.errors import ForgeError
+from forge.features.bins import Bins
 from forge.features.statistics import compute_statistics, save_statistics
 from forge.registry import registry as reg
 from forge.registry.client import Registry
@@ -74,7 +75,8 @@ def train(cfg: ForgeConfig, data_version: str | None = None, frame: pd.DataFrame
     stats, reference = compute_statistics(ray.data.from_pandas(td.train), raw_numeric, td.spec.categorical,
                                           cfg.monitoring.drift.reference_rows, cfg.training.seed)
     _write_features(cfg, ws, frame, td.spec.inputs, dv.version, say)
-    stats_paths = save_statistics(dv.path / "stats", stats, reference)
+    bins = Bins.fit(td.train, raw_numeric, td.spec.categorical)  # every training row, for fast drift
+    stats_paths = save_statistics(dv.path / "stats", stats, reference, bins)
     exp_id = tracking.setup(cfg)
     with mlflow.start_run(experiment_id=exp_id, run_name=f"{cfg.name}-{dv.version}") as parent:
         run_id = parent.info.run_id

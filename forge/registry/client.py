@@ -161,6 +161,13 @@ class Registry:
         folder = Path(_download(self.tracking_uri, f"runs:/{run_id}/features"))
         return pd.read_parquet(folder / "reference.parquet"), json.loads((folder / "feature_stats.json").read_text())
 
+    def reference_bins(self, run_id: str):
+        """The training data binned for fast drift (forge/monitoring/bins.py); None for runs logged before it."""
+        from forge.features.bins import BINS_FILE, Bins
+
+        path = Path(_download(self.tracking_uri, f"runs:/{run_id}/features")) / BINS_FILE
+        return Bins.from_json(path.read_text()) if path.exists() else None
+
     # ---- serving traffic -----------------------------------------------------------------------
     def traffic(self) -> TrafficConfig | None:
         """The variants `forge ab set` put on the running app (None: forge.yaml's serving.traffic)."""

@@ -43,26 +43,49 @@ def test_contract_and_metadata(served, auth_headers):
     assert httpx.get(f"{url}/docs").status_code == 200
 
 
-def test_auth_matrix(served, auth_headers):
+def _bearer(claims: dict, key, alg: str = "HS256") -> dict:
+    return {"Authorization": "Bearer " + jwt.encode({k: v for k, v in claims.items() if v is not None}, key, alg)}
+
+
+def test_auth_matrix_on_every_protected_route(served, auth_headers):
+    """Each protected route x each bad token: 401 with one generic body; the wrong scope 403; the right one 2xx.
+    (RS256 and the HS/RS confusion attack are in test_auth.py: this app runs HS256.)"""
     cfg, url = served
-    body = {"instances": _rows(cfg)}
     secret = os.environ["FORGE_JWT_SECRET"]
     now = int(time.time())
-    cases = {
-        "no header": ({}, 401),
-        "malformed": ({"Authorization": "Basic abc"}, 401),
-        "bad signature": ({"Authorization": "Bearer " + jwt.encode({"sub": "x", "exp": now + 60, "scope": "predict"},
-                                                                    "wrong" * 8, "HS256")}, 401),
-        "alg none": ({"Authorization": "Bearer " + jwt.encode({"sub": "x", "exp": now + 60, "scope": "predict"},
-                                                               None, algorithm="none")}, 401),
-        "expired": ({"Authorization": "Bearer " + jwt.encode({"sub": "x", "exp": now - 10, "scope": "predict"},
-                                                              secret, "HS256")}, 401),
-        "wrong scope": (auth_headers(["admin"]), 403),
-        "valid": (auth_headers(["predict"]), 200),
+    claims = {"sub": "x", "iat": now, "exp": now + 60, "scope": "predict admin"}
+    rows = _rows(cfg)
+    v2 = {"inputs": [{"name": c, "shape": [1], "datatype": "BYTES" if isinstance(v, str) else "FP64", "data": [v]}
+                     for c, v in rows[0].items()]}
+    routes = {  # route -> (method, body, the scope it needs)
+        "/v1/predict": ("POST", {"instances": rows}, "predict"),
+        f"/v2/models/{cfg.name}/infer": ("POST", v2, "predict"),
+        "/v1/models": ("GET", None, "predict"),
+        "/v1/labels": ("POST", {"labels": [{"request_id": "r1", "label": 1}]}, "admin"),
     }
-    for name, (headers, code) in cases.items():
-        r = httpx.post(f"{url}/v1/predict", json=body, headers=headers, timeout=30)
-        assert r.status_code == code, (name, r.status_code, r.text)
+    refused = {
+        "no header": {},
+        "malformed": {"Authorization": "Basic abc"},
+        "forged": _bearer(claims, "wrong" * 13),
+        "alg none": _bearer(claims, None, "none"),
+        "expired": _bearer({**claims, "iat": now - 100, "exp": now - 30}, secret),
+        "no exp": _bearer({**claims, "exp": None}, secret),
+        "no sub": _bearer({**claims, "sub": None}, secret),
+        "too long-lived": _bearer({**claims, "exp": now + 30 * 86400}, secret),
+    }
+    for path, (method, body, scope) in routes.items():
+        def call(headers, path=path, method=method, body=body):
+            return httpx.request(method, f"{url}{path}", json=body, headers=headers, timeout=30)
+
+        for name, headers in refused.items():
+            r = call(headers)
+            assert r.status_code == 401, (path, name, r.status_code, r.text)
+            assert r.json() == {"detail": "invalid or missing credentials"}, (path, name, r.text)
+        other = "admin" if scope == "predict" else "predict"
+        assert call(auth_headers([other])).status_code == 403, path
+        assert call(auth_headers([scope])).status_code == 200, path
+    for open_route in ("/healthz", "/readyz"):
+        assert httpx.get(f"{url}{open_route}").status_code == 200
 
 
 def test_bad_input_is_4xx_with_field_detail(served, auth_headers):
