@@ -1,13 +1,14 @@
 """`make bench` / `python -m bench [name ...]`: every benchmark, each printing ratios against its baseline.
 
-Scale with env vars for a quick look: BENCH_ROWS (default 5,000,000), BENCH_DRIFT_ROWS (1,000,000).
+Scale with env vars for a quick look: BENCH_ROWS (default 5,000,000), BENCH_DRIFT_ROWS (1,000,000),
+BENCH_BATCH_ROWS (1,000,000).
 """
 
 import os
 import secrets
 import sys
 
-NAMES = ["ingest", "features", "tune", "drift", "serve"]
+NAMES = ["ingest", "features", "tune", "drift", "batch", "serve"]
 
 
 def main() -> None:
@@ -18,6 +19,8 @@ def main() -> None:
         mod = __import__(f"bench.{name}", fromlist=["main"])
         if name in ("ingest", "features"):
             mod.main(rows)
+        elif name == "batch":
+            mod.main(int(os.environ.get("BENCH_BATCH_ROWS", 1_000_000)))
         elif name == "drift":
             mod.main(int(os.environ.get("BENCH_DRIFT_ROWS", 1_000_000)))
         else:

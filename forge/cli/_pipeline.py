@@ -84,8 +84,10 @@ def predict(input: str = typer.Option(..., "--input", help="CSV / Parquet / JSON
 
     cfg = cfg_of(config)
     input, output = os.path.abspath(input), os.path.abspath(output)  # relative to where the user typed them
-    start_ray(cfg)
-    return batch_predict(cfg, input, output, model)
+    from forge.training.tracking import check_tracking
+
+    check_tracking(cfg)  # a dead tracking server fails here, in a second, whichever path the rows take
+    return batch_predict(cfg, input, output, model, connect=lambda: start_ray(cfg))
 
 
 def drift(current: str = typer.Option("log", "--current", help="A data file, or 'log' for the prediction log."),

@@ -1,17 +1,29 @@
-"""Batch inference with Ray Data: a file or folder in, Parquet out, rows in = rows out."""
+"""Batch inference: a file or folder in, Parquet out, rows in = rows out.
+
+Local files on a machine with no cluster to join are streamed through this process with Arrow (no cluster to
+start; memory bounded by the batch); object-store URIs, or a cluster given by RAY_ADDRESS, go through Ray Data,
+whose read and predict tasks spread over the nodes.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from pathlib import Path
+
 import pandas as pd
-import ray
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from forge.config import ForgeConfig
 from forge.data.formats import format_of
 from forge.registry.client import ModelRef, Registry
 
+BATCH_ROWS = 262_144
+
 
 class _Predictor:
-    """One model load per Ray Data actor, then batches through ForgeModel.predict_raw."""
+    """One model load per Ray Data actor (or per process), then batches through ForgeModel.predict_raw."""
 
     def __init__(self, model: ModelRef):
         self.model = model.load()
@@ -24,18 +36,64 @@ class _Predictor:
         return out
 
 
-def batch_predict(cfg: ForgeConfig, input_path: str, output_path: str, model: str = "champion",
-                  concurrency: int = 1) -> dict:
-    """Predict every row of `input_path` (CSV, Parquet or JSON lines; file, folder or glob)."""
-    src = cfg.resolve(input_path)
-    reader = {"csv": ray.data.read_csv, "json": ray.data.read_json}.get(format_of(src, "parquet"),
-                                                                         ray.data.read_parquet)
+def _batches(src: str, fmt: str):
+    """Arrow batches of a local file or folder; CSV read with its own type inference, block by block."""
+    import pyarrow.dataset as pads
+
+    if fmt == "csv" and not Path(src).is_dir():
+        import pyarrow.csv as pacsv
+
+        yield from pacsv.open_csv(src, read_options=pacsv.ReadOptions(block_size=64 << 20))
+        return
+    yield from pads.dataset(src, format=fmt).to_batches(batch_size=BATCH_ROWS)
+
+
+def _local(src: str, fmt: str, dest: str, pinned: ModelRef) -> tuple[int, int]:
+    predictor = _Predictor(pinned)
+    out = Path(dest)
+    out.mkdir(parents=True, exist_ok=True)
+    rows_in = rows_out = 0
+    writer = None
+    try:
+        for i, batch in enumerate(_batches(src, fmt)):
+            rows_in += batch.num_rows
+            table = pa.Table.from_pandas(predictor(batch.to_pandas()), preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(out / "part-00000.parquet", table.schema)
+            writer.write_table(table.cast(writer.schema) if i else table)
+            rows_out += table.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows_in, rows_out
+
+
+def _on_ray(src: str, fmt: str, dest: str, pinned: ModelRef, concurrency: int) -> tuple[int, int]:
+    import ray
+
+    reader = {"csv": ray.data.read_csv, "json": ray.data.read_json}.get(fmt, ray.data.read_parquet)
     ds = reader(src)
-    pinned = Registry.of(cfg).ref(model)  # the version, not the alias: every actor loads the same model
-    out = ds.map_batches(_Predictor, fn_constructor_kwargs={"model": pinned},
-                         batch_format="pandas", concurrency=concurrency,
-                         num_cpus=0.5)  # leaves the read tasks a share of small nodes
-    dest = cfg.resolve(output_path)
+    out = ds.map_batches(_Predictor, fn_constructor_kwargs={"model": pinned}, batch_format="pandas",
+                         concurrency=concurrency, num_cpus=0.5)  # leaves the read tasks a share of small nodes
     out.write_parquet(dest)
-    rows_out = ray.data.read_parquet(dest).count()
-    return {"rows": rows_out, "rows_in": ds.count(), "output_path": dest}
+    return ds.count(), ray.data.read_parquet(dest).count()
+
+
+def batch_predict(cfg: ForgeConfig, input_path: str, output_path: str, model: str = "champion",
+                  concurrency: int = 1, connect: Callable[[], object] | None = None) -> dict:
+    """Predict every row of `input_path` (CSV, Parquet or JSON lines; file, folder or glob).
+
+    Args:
+        connect: starts or joins Ray, called only when the work goes through Ray Data.
+    """
+    src, dest = cfg.resolve(input_path), cfg.resolve(output_path)
+    fmt = format_of(src, "parquet")
+    pinned = Registry.of(cfg).ref(model)  # the version, not the alias: every worker loads the same model
+    local = "://" not in src and "*" not in src and not os.environ.get("RAY_ADDRESS")
+    if local:
+        rows_in, rows_out = _local(src, fmt, dest, pinned)
+    else:
+        if connect is not None:
+            connect()
+        rows_in, rows_out = _on_ray(src, fmt, dest, pinned, concurrency)
+    return {"rows": rows_out, "rows_in": rows_in, "output_path": dest, "engine": "arrow" if local else "ray"}

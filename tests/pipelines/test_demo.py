@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 
 from forge.config import load_config
 from forge.data.versioning import get_version
-from forge.monitoring.labels import live_performance
+from forge.monitoring.labels import LivePerformance, live_performance
 from forge.pipelines.demo import loop
 from forge.pipelines.pipeline import train
 from forge.pipelines.retrain import original_version, retrain
@@ -52,7 +52,8 @@ def test_loop_drift_retrain_gate_and_live_swap(served, tmp_path):
 
         # delayed labels gave the old champion's live metric, which decayed under the shift ...
         perf = out["live_metric"]
-        assert perf.rows >= cfg.retraining.min_labelled and perf.decayed(cfg.retraining.performance_drop)
+        assert perf["rows"] >= cfg.retraining.min_labelled
+        assert LivePerformance(**perf).decayed(cfg.retraining.performance_drop), perf
         assert r["reason"].startswith("performance:") and "drift: share" in r["reason"]
         # ... and the new champion starts with no labelled predictions of its own
         assert live_performance(cfg).rows == 0

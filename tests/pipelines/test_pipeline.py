@@ -1,6 +1,7 @@
 """forge/pipelines/pipeline.py: the whole pipeline, MLflow tracking, registry gate, lineage, fresh-process load."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -17,6 +18,7 @@ from forge.registry.registry import alias_version, gate, lineage
 from forge.training import tracking
 from forge.workspace import tracking_uri
 from tests.conftest import ROOT, run_cli, wait_ready, write_project
+from tests.contract import cli_json
 
 pytestmark = pytest.mark.integration
 
@@ -185,3 +187,25 @@ def test_training_against_a_real_mlflow_server(ray_session, tmp_path):
         mlflow.set_registry_uri(None)
         server.terminate()
         server.wait(20)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_forge_predict_streams_a_local_file_in_process(trained_project, tmp_path, fmt):
+    """A local file and no cluster to join: one Arrow pass in the CLI's own process, rows in = rows out, and
+    the same predictions the registered model gives."""
+    from forge.data import synthetic
+
+    cfg, _ = trained_project
+    frame = synthetic.generate(3000, seed=71).drop(columns=["churned"])
+    src = tmp_path / f"in.{fmt}"
+    frame.to_csv(src, index=False) if fmt == "csv" else frame.to_parquet(src)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    r = subprocess.run([str(ROOT / ".venv" / "bin" / "forge"), "predict", "-c", str(cfg.config_path), "--input",
+                        str(src), "--output", str(tmp_path / "out"), "--json"], capture_output=True, text=True,
+                       timeout=300, env=env)
+    out = cli_json(r, "predict")
+    assert r.returncode == 0 and out["engine"] == "arrow" and out["rows"] == out["rows_in"] == 3000, r.stderr[-2000:]
+    got = pd.read_parquet(tmp_path / "out")
+    model = Registry.of(cfg).load("champion")
+    pred, _ = model.predict_raw(pd.read_csv(src) if fmt == "csv" else pd.read_parquet(src))
+    assert (got["prediction"].to_numpy() == pred).all() and "score" in got

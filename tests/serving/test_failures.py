@@ -134,22 +134,31 @@ def test_replica_kill_under_load_is_bounded_and_loses_no_log_record(served, auth
     assert len(logged) == 2 * len(ok) and not logged.duplicated(["request_id", "row"]).any()
 
 
-def test_full_queue_answers_503_and_recovers(served, auth_headers):
+def _second_app(cfg: ForgeConfig, name: str, url: str) -> str:
+    """Another app beside the fixture's, under /<name>, once it answers /readyz; returns its base URL."""
     from ray import serve
 
     from forge.serving.app import build_app
+
+    prefix = "/" + name.removeprefix("churn-")
+    serve.run(build_app(cfg), name=name, route_prefix=prefix, blocking=False)
+    deadline = time.time() + 90
+    while time.time() < deadline and httpx.get(f"{url}{prefix}/readyz").status_code != 200:
+        time.sleep(1)
+    return f"{url}{prefix}"
+
+
+def test_full_queue_answers_503_and_recovers(served, auth_headers):
+    from ray import serve
+
 
     cfg, url = served
     tiny = cfg.model_copy(deep=True)
     tiny.serving.max_ongoing_requests, tiny.serving.max_queued_requests = 1, 1
     tiny.serving.batching.enabled = False
     tiny.serving.autoscaling.min_replicas = tiny.serving.autoscaling.max_replicas = 1
-    serve.run(build_app(tiny), name="churn-tiny", route_prefix="/tiny", blocking=False)
-    base = f"{url}/tiny"
+    base = _second_app(tiny, "churn-tiny", url)
     try:
-        deadline = time.time() + 90
-        while time.time() < deadline and httpx.get(f"{base}/readyz").status_code != 200:
-            time.sleep(1)
         rows, h = _rows(cfg, 1000, seed=3), auth_headers()
         with concurrent.futures.ThreadPoolExecutor(24) as pool:
             codes = list(pool.map(lambda _: httpx.post(f"{base}/v1/predict", json={"instances": rows}, headers=h,
@@ -207,7 +216,6 @@ def test_a_bad_champion_leaves_the_old_one_serving(served, auth_headers, how):
 def test_tracking_server_down_while_serving(served, auth_headers, tmp_path):
     from ray import serve
 
-    from forge.serving.app import build_app
     from tests.servers import start_mlflow
 
     cfg, url = served
@@ -216,12 +224,8 @@ def test_tracking_server_down_while_serving(served, auth_headers, tmp_path):
     server = start_mlflow(f"sqlite:///{db}", str(tmp_path / "artifacts"), "", {})
     remote = cfg.model_copy(deep=True)
     remote.tracking_uri = server.url
-    serve.run(build_app(remote), name="churn-remote", route_prefix="/remote", blocking=False)
-    base = f"{url}/remote"
+    base = _second_app(remote, "churn-remote", url)
     try:
-        deadline = time.time() + 90
-        while time.time() < deadline and httpx.get(f"{base}/readyz").status_code != 200:
-            time.sleep(1)
         assert httpx.get(f"{base}/readyz").status_code == 200
 
         def stop_server():
