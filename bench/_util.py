@@ -67,8 +67,21 @@ def measure(results: dict, name: str):
     results[name] = {"wall_s": round(wall, 2), "peak_gb": round(max(mem.peak - mem.base, 0) / 1e9, 2)}
 
 
+RECORDS: list[dict] = []  # every row table() printed, for bench/out/results.json
+
+
+def record(benchmark: str, contender: str, seconds: float, peak_bytes: float | None, ratio: float,
+           baseline: str, **extra) -> None:
+    RECORDS.append({"benchmark": benchmark, "contender": contender, "seconds": seconds, "peak_bytes": peak_bytes,
+                    "ratio": round(ratio, 3), "baseline": baseline, **extra})
+
+
 def table(title: str, results: dict, baseline: str) -> str:
     base = results[baseline]
+    for name, r in results.items():
+        ratio = r["wall_s"] / base["wall_s"] if base["wall_s"] else float("nan")
+        extra = {k: v for k, v in r.items() if k not in ("wall_s", "peak_gb")}
+        record(title, name, r["wall_s"], r.get("peak_gb", 0) * 1e9, ratio, baseline, **extra)
     lines = [f"\n== {title} (ratios against {baseline}, measured in this run) =="]
     for name, r in results.items():
         ratio = r["wall_s"] / base["wall_s"] if base["wall_s"] else float("nan")

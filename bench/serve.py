@@ -19,6 +19,8 @@ from pathlib import Path
 
 import httpx
 
+from bench._util import record
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out" / "serve"
 BIN = Path(sys.executable).parent
@@ -202,6 +204,8 @@ def main(seconds: int = 10, connections: int = 16) -> dict:
             x = r[size]
             print(f"  {size:<15} {name:<40} {x['rps']:>8.0f} req/s  x{x['rps'] / base[size]['rps']:4.2f}  "
                   f"p50 {x['p50_ms']:6.1f} ms  p99 {x['p99_ms']:6.1f} ms  non-2xx {x['non_2xx']}")
+            record(f"bench/serve: {size}", name, seconds, None, base[size]["rps"] / x["rps"] if x["rps"] else
+                   float("nan"), bare, rps=round(x["rps"]), p99_ms=x["p99_ms"], non_2xx=x["non_2xx"])
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
     return results
 
