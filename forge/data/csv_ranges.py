@@ -132,7 +132,9 @@ def _parse(data: bytes, offset: int, path: str, columns: list[str], keep_malform
         data = data[data.find(b"\n") + 1:] if b"\n" in data else b""
         offset = None  # line numbers count from the header
     records: list[dict] = []
-    handler = MalformedLines(records if keep_malformed else None, path, offset or 0, header=offset is None)
+    data, invalid = _without_invalid_utf8(data)
+    handler = MalformedLines(records if keep_malformed else None, path, offset or 0, header=offset is None,
+                             invalid=invalid)
     table = pacsv.read_csv(
         pa.py_buffer(data),
         read_options=pacsv.ReadOptions(column_names=columns, use_threads=False),
@@ -142,6 +144,25 @@ def _parse(data: bytes, offset: int, path: str, columns: list[str], keep_malform
     if not records:
         return [table]
     return [table, pa.table({MALFORMED: pa.array([json.dumps(r) for r in records], pa.string())})]
+
+
+def _without_invalid_utf8(data: bytes) -> tuple[bytes, dict[str, tuple[str, int]]]:
+    """Lines that are not UTF-8 swapped for a one-field marker that pyarrow reports as malformed (a string column
+    of bad bytes failed the whole read task); {marker: (the line, bad bytes replaced; where they began)}."""
+    try:
+        data.decode("utf-8")
+        return data, {}
+    except UnicodeDecodeError:
+        pass
+    lines, invalid = data.split(b"\n"), {}
+    for i, line in enumerate(lines):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            marker = f"__forge_invalid_utf8_{i}__"
+            invalid[marker] = (line.decode("utf-8", errors="replace"), e.start)
+            lines[i] = marker.encode()
+    return b"\n".join(lines), invalid
 
 
 def head(fs: pafs.FileSystem, path: str, rows: int) -> pa.Table:
@@ -161,13 +182,20 @@ class MalformedLines:
     text began in file; with header, the text began after the header line.
     """
 
-    def __init__(self, records: list | None, file: str | None, offset: int, header: bool = False):
+    def __init__(self, records: list | None, file: str | None, offset: int, header: bool = False,
+                 invalid: dict[str, tuple[str, int]] | None = None):
         self.records, self.file, self.offset, self.header = records, file, offset, header
+        self.invalid = invalid or {}
 
     def __call__(self, row) -> str:
         if self.records is None:  # a pass that only looks (schema inference): the validation pass records them
             return "skip"
         number = None if row.number is None else row.number + (1 if self.header else 0)
+        if row.text in self.invalid:
+            raw, at = self.invalid[row.text]
+            self.records.append({"file": self.file, "offset": self.offset, "number": number, "raw": raw,
+                                 "reason": f"invalid UTF-8 at byte {at} of the line"})
+            return "skip"
         self.records.append({"file": self.file, "offset": self.offset, "number": number, "raw": row.text,
                              "reason": f"malformed CSV line: expected {row.expected_columns} columns, "
                                        f"got {row.actual_columns}"})

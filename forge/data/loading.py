@@ -97,6 +97,19 @@ def local_csv_tables(cfg: ForgeConfig, max_bytes: int) -> Iterator[pa.Table] | N
     return source.read_here()
 
 
+def _check_parquet(files: list[str], fs: pafs.FileSystem) -> None:
+    """Every file's footer, read before any task starts: a truncated or foreign file is a clear error here,
+    not a crashed read task later."""
+    import pyarrow.parquet as pq
+
+    for file in files:
+        try:
+            pq.read_metadata(file, filesystem=fs)
+        except (pa.ArrowInvalid, OSError) as e:
+            raise SourceError(f"data.source: {file} is not a readable Parquet file (truncated or not Parquet): "
+                              f"{e}") from None
+
+
 def read_dataset(cfg: ForgeConfig, schema: dict[str, ColumnSchema] | None = None,
                  keep_malformed: bool = False) -> ray.data.Dataset:
     """A streaming Ray Dataset of the source.
@@ -125,5 +138,6 @@ def read_dataset(cfg: ForgeConfig, schema: dict[str, ColumnSchema] | None = None
         # One block per range: letting Ray split them stops it fusing the read with the validation.
         return ray.data.read_datasource(source, override_num_blocks=source.num_ranges())
     if fmt == "parquet":
+        _check_parquet(files, fs or pafs.LocalFileSystem())
         return ray.data.read_parquet(paths, **kw)
     return ray.data.read_json(paths, lines=True, **kw)

@@ -43,7 +43,9 @@ def _batches(src: str, fmt: str):
     if fmt == "csv" and not Path(src).is_dir():
         import pyarrow.csv as pacsv
 
-        yield from pacsv.open_csv(src, read_options=pacsv.ReadOptions(block_size=64 << 20))
+        # Empty fields are nulls, as validation reads them: pyarrow's default made them "" (an unknown category).
+        yield from pacsv.open_csv(src, read_options=pacsv.ReadOptions(block_size=64 << 20),
+                                  convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
         return
     yield from pads.dataset(src, format=fmt).to_batches(batch_size=BATCH_ROWS)
 

@@ -65,6 +65,12 @@ def _app(cfg: ForgeConfig, settings: Settings) -> FastAPI:
     return api
 
 
+def _json_body(request: Request) -> None:
+    """415 for a body that is not JSON: a dependency, so it runs before FastAPI validates the body."""
+    if "json" not in request.headers.get("content-type", "").lower():
+        raise HTTPException(415, "Content-Type must be application/json")
+
+
 def _clean(errors: list[dict]) -> list[dict]:
     """Pydantic's errors without the input echoed back (it may be megabytes, or someone else's data)."""
     return [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors]
@@ -104,20 +110,18 @@ def _ingress(api: FastAPI, cfg: ForgeConfig, settings: Settings, input_schema: d
         def models(self, claims: dict = Depends(predict_dep)) -> dict:
             return self.describe(full="admin" in str(claims.get("scope", "")).split())
 
-        @api.post("/v1/predict", response_model=schemas.PredictResponse)
+        @api.post("/v1/predict", response_model=schemas.PredictResponse, dependencies=[Depends(_json_body)])
         async def predict(self, body: RequestModel, request: Request,  # type: ignore[valid-type]
                           claims: dict = Depends(predict_dep)) -> dict:
-            if "json" not in request.headers.get("content-type", ""):
-                raise HTTPException(415, "Content-Type must be application/json")
             client_id = client_request_id(request.headers.get("x-request-id"))
             rows = self._rows(body)
             return await self.handle(rows, self.router.assignment_key(request.headers, rows), client_id)
 
-        @api.post("/v1/labels")
+        @api.post("/v1/labels", dependencies=[Depends(_json_body)])
         def labels(self, body: LabelsModel, claims: dict = Depends(admin_dep)) -> dict:  # type: ignore[valid-type]
             return self.accept_labels(body.model_dump()["labels"])
 
-        @api.post("/v2/models/{model_name}/infer")
+        @api.post("/v2/models/{model_name}/infer", dependencies=[Depends(_json_body)])
         async def infer_v2(self, model_name: str, body: schemas.InferRequest,
                            claims: dict = Depends(predict_dep)) -> Any:
             if model_name != cfg.name:

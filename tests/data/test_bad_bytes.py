@@ -30,7 +30,7 @@ def _validate(cfg: str):
 
 
 @pytest.mark.parametrize("name,bad,reason", [
-    ("utf8", b"30,5.0,r\xffd,2026-01-01,1", "color"),  # a byte that is no UTF-8
+    ("utf8", b"30,5.0,r\xffd,2026-01-01,1", "invalid UTF-8"),  # a byte that is no UTF-8
     ("nul", b"31,5.0,re\x00d,2026-01-01,1", "color"),  # a NUL inside a field
 ])
 def test_bad_bytes_in_a_row_are_quarantined_with_a_reason(ray_session, tmp_path, name, bad, reason):
