@@ -105,10 +105,21 @@ class Label(BaseModel):
     label: bool | int | float | Annotated[str, Field(max_length=256)] = Field(description="The true value.")
 
 
+def _one_kind(labels: list[Label]) -> list[Label]:
+    """One request's labels share a kind (booleans, numbers or text): a column of mixed kinds has no Parquet type
+    (schemathesis found the 500 it gave)."""
+    kinds = {"bool" if isinstance(x.label, bool) else "number" if isinstance(x.label, int | float) else "str"
+             for x in labels}
+    if len(kinds) > 1:
+        raise ValueError(f"labels mix {' and '.join(sorted(kinds))}: send one kind per request")
+    return labels
+
+
 def labels_model(max_labels: int) -> type[BaseModel]:
     """The /v1/labels body."""
     return create_model("LabelsRequest", __config__=ConfigDict(extra="forbid"),
-                        labels=(list[Label], Field(..., min_length=1, max_length=max_labels)))
+                        labels=(Annotated[list[Label], AfterValidator(_one_kind)],
+                                Field(..., min_length=1, max_length=max_labels)))
 
 
 class InferInput(BaseModel):

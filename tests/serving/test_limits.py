@@ -125,7 +125,8 @@ def test_labels_body_is_validated_and_returns_no_path(served, auth_headers):
     ok = httpx.post(labels, json={"labels": [{"request_id": pred["request_id"], "label": 1}]}, headers=admin)
     assert ok.status_code == 200 and ok.json() == {"accepted": 1}  # no server path in the answer
     for bad in ({"labels": "nope"}, {"labels": []}, {"labels": [{"label": 1}]}, [1, 2], {"x": 1},
-                {"labels": [{"request_id": "a" * 100, "label": 1}]}, {"labels": [{"request_id": "r", "label": [1]}]}):
+                {"labels": [{"request_id": "a" * 100, "label": 1}]}, {"labels": [{"request_id": "r", "label": [1]}]},
+                {"labels": [{"request_id": "0", "label": False}, {"request_id": "0", "label": 0.0}]}):  # found by fuzzing
         r = httpx.post(labels, content=json.dumps(bad), headers={**admin, "content-type": "application/json"})
         assert r.status_code == 422, (bad, r.status_code, r.text[:200])
     many = {"labels": [{"request_id": "r", "label": 0}] * (cfg.serving.max_labels + 1)}
