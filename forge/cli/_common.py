@@ -27,8 +27,10 @@ err = Console(file=sys.stderr, soft_wrap=True)
 ConfigOpt = typer.Option("forge.yaml", "-c", "--config", help="Path to forge.yaml.")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object as the last line of stdout.")
 StrictOpt = typer.Option(False, "--strict", help="Exit 3 on feature warnings (leakage, constant or ID-like columns).")
-# Batch jobs log library output to the workspace and push their metrics when monitoring.pushgateway is set.
+# Batch jobs push their metrics when monitoring.pushgateway is set; they and the demos log library output to the
+# workspace (`make demo` printed MLflow's registry lines, its UserWarnings and Ray's raylet warnings).
 BATCH_JOBS = {"validate", "train", "run", "predict", "drift", "retrain"}
+LOGGED = BATCH_JOBS | {"demo_quickstart", "demo_loop"}
 _CONFIGS: dict[str, object] = {}
 
 
@@ -69,7 +71,7 @@ def command(fn):
         cfg = _batch_config(fn.__name__, kwargs.get("config"))
         log = _library_log(fn.__name__, cfg)
         try:
-            with _job_metrics(fn.__name__, cfg), library_output(log):
+            with _job_metrics(fn.__name__, cfg if fn.__name__ in BATCH_JOBS else None), library_output(log):
                 result = fn(*args, **kwargs)
         except ForgeError as e:
             _report(e, as_json)
@@ -124,7 +126,7 @@ def _traceback() -> None:
 def _batch_config(name: str, config: str | None):
     from forge.config import ConfigError
 
-    if name not in BATCH_JOBS or config is None:
+    if name not in LOGGED or config is None:
         return None
     try:
         return cfg_of(config)

@@ -38,7 +38,9 @@ def _serve(cfg: ForgeConfig, say) -> str:
     from forge.serving.deploy import deploy_app
 
     url = deploy_app(cfg)
-    say(f"serving at {url}  (OpenAPI docs: {url}/docs)")
+    from forge.serving.app import docs_enabled
+
+    say(f"serving at {url}" + (f"  (OpenAPI docs: {url}/docs)" if docs_enabled(cfg) else ""))
     return url
 
 
@@ -80,7 +82,7 @@ def quickstart(config: str, rows: int = 4000, say=print) -> dict:
         say(f"POST /v1/predict ({title}) -> {r.status_code} {r.text[:200]}")
         answers.append(r.status_code)
     say(f"GET /readyz -> {httpx.get(f'{url}/readyz', timeout=10).status_code}; model v{models['version']} "
-        f"data {models['data_version']}")
+        f"data {result['data_version']}")
     serve.delete(cfg.name)
     say("app stopped gracefully; prediction log flushed to the workspace")
     return {**result, "url": url, "sample_status_codes": answers}

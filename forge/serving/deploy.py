@@ -66,7 +66,9 @@ def start(cfg: ForgeConfig, port: int | None = None, detach: bool = False, say=p
 
     _check_ports(cfg, port, detach, say)
     url = deploy_app(cfg, port, connect=lambda: _connect(detach))
-    say(f"serving {cfg.name} at {url} (docs: {url}/docs)")
+    from forge.serving.app import docs_enabled
+
+    say(f"serving {cfg.name} at {url}" + (f" (docs: {url}/docs)" if docs_enabled(cfg) else ""))
     if detach:
         return {"url": url, "app": cfg.name}
     print(f'{{"url": "{url}"}}', flush=True)
