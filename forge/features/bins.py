@@ -20,6 +20,7 @@ Small references (at most `small_reference_rows`) and prediction-log windows kee
 from __future__ import annotations
 
 import json
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -113,17 +114,25 @@ class Bins:
     def empty_like(self) -> Bins:
         return Bins({c: b.empty() for c, b in self.numeric.items()}, {c: {} for c in self.categorical})
 
-    def add(self, batch: pa.Table | pa.RecordBatch) -> None:
-        """One Arrow batch of current rows; columns the batch lacks are skipped."""
+    def add(self, batch: pa.Table | pa.RecordBatch, pool: Executor | None = None) -> None:
+        """One Arrow batch of current rows; columns the batch lacks are skipped.
+
+        Args:
+            pool: threads to bin the columns on (Arrow's cast and numpy's searchsorted release the GIL).
+        """
         names = set(batch.schema.names)
         self.rows += batch.num_rows
-        for c, b in self.numeric.items():
-            if c in names:
-                b.add(numeric_values(batch.column(c)))
-        for c, counts in self.categorical.items():
-            if c in names:
-                for k, n in category_counts(batch.column(c)).items():
-                    counts[k] = counts.get(k, 0) + n
+        work = [c for c in [*self.numeric, *self.categorical] if c in names]
+        for _ in (pool.map if pool is not None else map)(lambda c: self._add_column(c, batch.column(c)), work):
+            pass
+
+    def _add_column(self, name: str, column) -> None:
+        if name in self.numeric:
+            self.numeric[name].add(numeric_values(column))
+            return
+        counts = self.categorical[name]
+        for k, n in category_counts(column).items():
+            counts[k] = counts.get(k, 0) + n
 
     def merge(self, other: Bins) -> None:
         self.rows += other.rows

@@ -3,6 +3,9 @@ files (no cluster to start, memory bounded by the batch), through Ray Data for o
 
 from __future__ import annotations
 
+import concurrent.futures
+import os
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -60,9 +63,10 @@ def bin_local(path: str, fmt: str, ref: Bins, extra: list[str], sample_rows: int
     wanted = [*ref.numeric, *ref.categorical, *extra]
     columns = [c for c in dict.fromkeys(wanted) if c in dataset.schema.names]
     cur, sample = ref.empty_like(), Reservoir(sample_rows, seed)
-    for batch in dataset.to_batches(columns=columns, batch_size=BATCH_ROWS):
-        cur.add(batch)
-        sample.add(batch)
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="forge-bins") as pool:
+        for batch in dataset.to_batches(columns=columns, batch_size=BATCH_ROWS):
+            cur.add(batch, pool)  # each column binned once, by one thread: no shared counts
+            sample.add(batch)
     return cur, sample.frame()
 
 
