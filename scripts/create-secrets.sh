@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
 # Create Forge's Kubernetes Secrets from environment variables (nothing is written to disk).
-# Usage: NAMESPACE=forge-prod FORGE_JWT_SECRET=... MLFLOW_BACKEND_STORE_URI=... MLFLOW_ARTIFACTS_DESTINATION=... \
-#        MLFLOW_S3_ENDPOINT_URL=... AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... scripts/create-secrets.sh
+# Usage: NAMESPACE=forge-prod FORGE_JWT_SECRET=... RAY_AUTH_TOKEN=... MLFLOW_BACKEND_STORE_URI=... \
+#        MLFLOW_ARTIFACTS_DESTINATION=... MLFLOW_S3_ENDPOINT_URL=... AWS_ACCESS_KEY_ID=... \
+#        AWS_SECRET_ACCESS_KEY=... scripts/create-secrets.sh
+# Each Secret goes only where it is used (kuberay/base/secrets.example.yaml says where).
 set -euo pipefail
 ns=${NAMESPACE:?set NAMESPACE}
-: "${FORGE_JWT_SECRET:?}" "${MLFLOW_BACKEND_STORE_URI:?}" "${MLFLOW_ARTIFACTS_DESTINATION:?}"
+: "${FORGE_JWT_SECRET:?}" "${RAY_AUTH_TOKEN:?}" "${MLFLOW_BACKEND_STORE_URI:?}" "${MLFLOW_ARTIFACTS_DESTINATION:?}"
 : "${MLFLOW_S3_ENDPOINT_URL:?}" "${AWS_ACCESS_KEY_ID:?}" "${AWS_SECRET_ACCESS_KEY:?}"
-if [ "${#FORGE_JWT_SECRET}" -lt 32 ]; then echo "FORGE_JWT_SECRET must be at least 32 characters" >&2; exit 2; fi
-kubectl -n "$ns" create secret generic forge-secrets \
-  --from-literal=FORGE_JWT_SECRET="$FORGE_JWT_SECRET" --dry-run=client -o yaml | kubectl apply -f -
-kubectl -n "$ns" create secret generic forge-mlflow \
+for name in FORGE_JWT_SECRET RAY_AUTH_TOKEN; do
+  if [ "${#name}" -gt 0 ] && [ "$(printenv "$name" | wc -c)" -lt 33 ]; then
+    echo "$name must be at least 32 random characters (openssl rand -hex 32)" >&2; exit 2
+  fi
+done
+apply() { kubectl -n "$ns" create secret generic "$@" --dry-run=client -o yaml | kubectl apply -f -; }
+apply forge-jwt --from-literal=secret="$FORGE_JWT_SECRET"
+apply forge-ray-token --from-literal=auth_token="$RAY_AUTH_TOKEN"
+apply forge-secrets --from-literal=AWS_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" \
+  --from-literal=AWS_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY"
+apply forge-mlflow \
   --from-literal=backend-store-uri="$MLFLOW_BACKEND_STORE_URI" \
   --from-literal=artifacts-destination="$MLFLOW_ARTIFACTS_DESTINATION" \
   --from-literal=s3-endpoint-url="$MLFLOW_S3_ENDPOINT_URL" \
   --from-literal=aws-access-key-id="$AWS_ACCESS_KEY_ID" \
-  --from-literal=aws-secret-access-key="$AWS_SECRET_ACCESS_KEY" --dry-run=client -o yaml | kubectl apply -f -
+  --from-literal=aws-secret-access-key="$AWS_SECRET_ACCESS_KEY"

@@ -39,11 +39,19 @@ def rayservice() -> str:
     cluster["workerGroupSpecs"] = [g for g in cluster["workerGroupSpecs"] if g["groupName"] == "cpu"]
     cluster["workerGroupSpecs"][0]["minReplicas"] = 1
     cluster["workerGroupSpecs"][0]["maxReplicas"] = 6
+    cluster["headGroupSpec"]["template"]["spec"]["serviceAccountName"] = "forge-serve-head"
+    cluster["authOptions"] = {"mode": "token", "secretName": "forge-ray-token"}
     # Serve as Forge runs it locally (forge/_runtime.py FAST_INGRESS): HAProxy on each node in front of
-    # direct ingress to the replicas' own ports (30000-31000, open inside the namespace).
+    # direct ingress to the replicas' own ports (30000-31000, open inside the namespace). The JWT secret lives
+    # here only, as a file (FORGE_JWT_SECRET_FILE), since only Serve replicas verify tokens.
     for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
-        for container in group["template"]["spec"]["containers"]:
+        spec = group["template"]["spec"]
+        spec["volumes"].append({"name": "jwt", "secret": {"secretName": "forge-jwt", "defaultMode": 0o440}})
+        for container in spec["containers"]:
             container.setdefault("env", []).extend({"name": k, "value": v} for k, v in FAST_INGRESS.items())
+            container["env"].append({"name": "FORGE_JWT_SECRET_FILE", "value": "/var/run/secrets/forge/jwt/secret"})
+            container["volumeMounts"].append({"name": "jwt", "mountPath": "/var/run/secrets/forge/jwt",
+                                              "readOnly": True})
     doc = {
         "apiVersion": "ray.io/v1",
         "kind": "RayService",

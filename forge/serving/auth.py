@@ -66,13 +66,23 @@ class Settings:
                 raise AuthSetupError("serving.auth.public_key_path: required for RS256")
             public = Path(auth.public_key_path).read_text()
             return cls(True, "RS256", env.get("FORGE_JWT_PRIVATE_KEY"), public, **claims)
-        secret = env.get("FORGE_JWT_SECRET")
+        secret = env.get("FORGE_JWT_SECRET") or _secret_file(env.get("FORGE_JWT_SECRET_FILE"))
         if not secret:
             raise AuthSetupError("FORGE_JWT_SECRET is not set and serving.auth.enabled is true: refusing to start "
                                  "(set a secret, or serving.auth.enabled: false to run without auth)")
         if not auth.dev_mode:
             _check_secret(secret)
         return cls(True, "HS256", secret, secret, **claims)
+
+
+def _secret_file(path: str | None) -> str | None:
+    """The secret from a mounted file (a Kubernetes Secret volume): FORGE_JWT_SECRET_FILE."""
+    if not path:
+        return None
+    try:
+        return Path(path).read_text().strip() or None
+    except OSError as e:
+        raise AuthSetupError(f"FORGE_JWT_SECRET_FILE: cannot read {path}: {e}") from None
 
 
 def _check_secret(secret: str) -> None:

@@ -38,6 +38,14 @@ def test_accepts_random_secrets(strong):
     assert Settings.from_config(AuthConfig(), environ={"FORGE_JWT_SECRET": strong}).enabled
 
 
+def test_secret_from_a_mounted_file(tmp_path):
+    (tmp_path / "secret").write_text(SECRET + "\n")
+    settings = Settings.from_config(AuthConfig(), environ={"FORGE_JWT_SECRET_FILE": str(tmp_path / "secret")})
+    assert settings.signing_key == SECRET
+    with pytest.raises(AuthSetupError, match="FORGE_JWT_SECRET_FILE: cannot read"):
+        Settings.from_config(AuthConfig(), environ={"FORGE_JWT_SECRET_FILE": str(tmp_path / "missing")})
+
+
 def test_auth_off_only_when_explicit():
     assert not Settings.from_config(AuthConfig(enabled=False), environ={}).enabled
 

@@ -1,0 +1,107 @@
+"""Every pod template in every rendered overlay, the KubeRay ones included: locked down as kuberay/ says.
+
+securityContext (non-root, no privilege escalation, all capabilities dropped, seccomp RuntimeDefault, read-only
+root filesystem), resource limits, ServiceAccount tokens only on Ray heads, the JWT secret only on Serve pods and
+as a file, Ray token auth on every cluster and with every submitter, PSA `restricted` on the namespaces.
+What only a real cluster proves (that Ray runs with these settings) is in the note, not here.
+"""
+
+import copy
+
+from tests.deploy.test_manifests import built  # noqa: F401  (the rendered overlays, a fixture)
+
+
+def _ray_pods(kind: str, cluster: dict) -> list[tuple[str, dict]]:
+    out = [(f"{kind} head", cluster["headGroupSpec"]["template"]["spec"])]
+    out += [(f"{kind} worker {g['groupName']}", g["template"]["spec"]) for g in cluster.get("workerGroupSpecs", [])]
+    return out
+
+
+def pod_specs(doc: dict) -> list[tuple[str, dict]]:
+    """(where, pod spec) of every pod a rendered object makes."""
+    kind, spec = doc["kind"], doc.get("spec", {})
+    if kind == "Deployment":
+        return [(f"Deployment {doc['metadata']['name']}", spec["template"]["spec"])]
+    if kind == "CronJob":
+        return [(f"CronJob {doc['metadata']['name']}", spec["jobTemplate"]["spec"]["template"]["spec"])]
+    if kind == "RayCluster":
+        return _ray_pods("RayCluster", spec)
+    if kind == "RayJob":
+        return _ray_pods("RayJob", spec["rayClusterSpec"]) + [("RayJob submitter", spec["submitterPodTemplate"]["spec"])]
+    if kind == "RayService":
+        return _ray_pods("RayService", spec["rayClusterConfig"])
+    return []
+
+
+def _problems(where: str, pod: dict) -> list[str]:
+    bad = []
+    psc = pod.get("securityContext", {})
+    if psc.get("runAsNonRoot") is not True or psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+        bad.append(f"{where}: pod securityContext needs runAsNonRoot and seccomp RuntimeDefault")
+    token = pod.get("automountServiceAccountToken")
+    if where.endswith(" head") and where.startswith(("RayCluster", "RayService", "RayJob")):
+        if token is not True:
+            bad.append(f"{where}: the head's autoscaler needs its token mounted, explicitly")
+    elif token is not False:
+        bad.append(f"{where}: automountServiceAccountToken must be false")
+    for c in pod.get("containers", []):
+        sc = c.get("securityContext", {})
+        if sc.get("allowPrivilegeEscalation") is not False or sc.get("readOnlyRootFilesystem") is not True \
+                or "ALL" not in sc.get("capabilities", {}).get("drop", []):
+            bad.append(f"{where}/{c['name']}: container securityContext is not locked down")
+        limits = c.get("resources", {}).get("limits", {})
+        if not {"cpu", "memory"} <= set(limits):
+            bad.append(f"{where}/{c['name']}: no cpu/memory limits")
+        if any(e.get("name") == "FORGE_JWT_SECRET" for e in c.get("env", [])):
+            bad.append(f"{where}/{c['name']}: the JWT secret as an environment variable")
+    jwt = any(v.get("secret", {}).get("secretName") == "forge-jwt" for v in pod.get("volumes", []))
+    if jwt != where.startswith("RayService"):
+        bad.append(f"{where}: the JWT secret belongs to the Serve pods only")
+    return bad
+
+
+def test_every_pod_template_is_locked_down(built):  # noqa: F811
+    name, docs = built
+    pods = [p for d in docs for p in pod_specs(d)]
+    assert len(pods) >= 8, [w for w, _ in pods]  # heads, workers, the submitter, the CronJob, MLflow
+    problems = [msg for where, pod in pods for msg in _problems(where, pod)]
+    assert not problems, "\n".join(problems)
+
+
+def test_ray_token_auth_on_every_cluster_and_every_submitter(built):  # noqa: F811
+    _, docs = built
+    clusters = {"RayCluster": lambda s: s, "RayJob": lambda s: s["rayClusterSpec"],
+                "RayService": lambda s: s["rayClusterConfig"]}
+    for doc in docs:
+        if doc["kind"] in clusters:
+            cluster = clusters[doc["kind"]](doc["spec"])
+            assert cluster.get("authOptions", {}).get("mode") == "token", doc["kind"]
+            if cluster.get("enableInTreeAutoscaling"):
+                assert cluster.get("autoscalerOptions", {}).get("securityContext", {}).get(
+                    "allowPrivilegeEscalation") is False, f"{doc['kind']}: the autoscaler container"
+    submitters = [(w, p) for d in docs for w, p in pod_specs(d) if w.startswith(("CronJob", "RayJob submitter"))]
+    assert submitters
+    for where, pod in submitters:
+        env = {e["name"]: e for c in pod["containers"] for e in c.get("env", [])}
+        assert env.get("RAY_AUTH_MODE", {}).get("value") == "token", where
+        assert env["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "forge-ray-token", where
+
+
+def test_namespaces_enforce_the_restricted_pod_security_standard(built):  # noqa: F811
+    name, docs = built
+    namespaces = [d for d in docs if d["kind"] == "Namespace"]
+    if name == "base":
+        assert not namespaces  # the overlays own their namespace
+        return
+    assert len(namespaces) == 1
+    assert namespaces[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_the_check_catches_a_loosened_template(built):  # noqa: F811
+    _, docs = built
+    cluster = copy.deepcopy(next(d for d in docs if d["kind"] == "RayCluster"))
+    worker = cluster["spec"]["workerGroupSpecs"][0]["template"]["spec"]
+    worker["containers"][0]["securityContext"]["readOnlyRootFilesystem"] = False
+    worker["automountServiceAccountToken"] = True
+    problems = [m for w, p in pod_specs(cluster) for m in _problems(w, p)]
+    assert len(problems) == 2, problems
