@@ -45,6 +45,7 @@ def rayservice() -> str:
     # direct ingress to the replicas' own ports (30000-31000, open inside the namespace). The JWT secret lives
     # here only, as a file (FORGE_JWT_SECRET_FILE), since only Serve replicas verify tokens.
     for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+        group["template"]["metadata"]["labels"]["forge.io/cluster"] = "serve"  # the NetworkPolicies' selector
         spec = group["template"]["spec"]
         spec["volumes"].append({"name": "jwt", "secret": {"secretName": "forge-jwt", "defaultMode": 0o440}})
         for container in spec["containers"]:

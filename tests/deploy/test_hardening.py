@@ -8,6 +8,8 @@ What only a real cluster proves (that Ray runs with these settings) is in the no
 
 import copy
 
+import pytest
+
 from tests.deploy.test_manifests import built  # noqa: F401  (the rendered overlays, a fixture)
 
 
@@ -105,3 +107,118 @@ def test_the_check_catches_a_loosened_template(built):  # noqa: F811
     worker["automountServiceAccountToken"] = True
     problems = [m for w, p in pod_specs(cluster) for m in _problems(w, p)]
     assert len(problems) == 2, problems
+
+
+# ---- the NetworkPolicy port matrix ------------------------------------------------------------------------
+NS = "forge"
+PODS = {  # who, as (namespace, pod labels); IPs outside the cluster are ("", None)
+    "training head": (NS, {"ray.io/node-type": "head", "forge.io/cluster": "training"}),
+    "training worker": (NS, {"ray.io/node-type": "worker", "forge.io/cluster": "training"}),
+    "serve head": (NS, {"ray.io/node-type": "head", "forge.io/cluster": "serve"}),
+    "serve worker": (NS, {"ray.io/node-type": "worker", "forge.io/cluster": "serve"}),
+    "pipeline worker": (NS, {"ray.io/node-type": "worker", "forge.io/cluster": "pipeline"}),
+    "submitter": (NS, {"forge.io/ray-submitter": "true"}),
+    "mlflow": (NS, {"app.kubernetes.io/name": "forge-mlflow"}),
+    "other pod here": (NS, {"app": "something-else"}),
+    "operator": ("kuberay-system", {"app": "kuberay-operator"}),
+    "ingress controller": ("ingress-nginx", {"app": "ingress-nginx"}),
+    "prometheus": ("monitoring", {"app": "prometheus"}),
+    "pod elsewhere": ("default", {"app": "x"}),
+    "dns": ("kube-system", {"k8s-app": "kube-dns"}),
+    "internet": ("", None),
+}
+
+
+def _selects(selector: dict, labels: dict | None) -> bool:
+    if labels is None:
+        return False
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for e in selector.get("matchExpressions", []):
+        if e["operator"] == "Exists" and e["key"] not in labels:
+            return False
+        if e["operator"] == "In" and labels.get(e["key"]) not in e["values"]:
+            return False
+    return True
+
+
+def _peer_matches(peer: dict, who: tuple[str, dict | None]) -> bool:
+    ns, labels = who
+    if "ipBlock" in peer:
+        return labels is None  # our ipBlocks exclude private ranges: they stand for the outside world
+    if labels is None:
+        return False
+    ns_ok = _selects(peer["namespaceSelector"], {"kubernetes.io/metadata.name": ns}) \
+        if "namespaceSelector" in peer else ns == NS
+    return ns_ok and _selects(peer.get("podSelector", {}), labels)
+
+
+def _rule_allows(rule: dict, peers_key: str, other: tuple, port: int) -> bool:
+    ports = rule.get("ports")
+    if ports and not any(p.get("port") == port for p in ports):
+        return False
+    peers = rule.get(peers_key)
+    return not peers or any(_peer_matches(p, other) for p in peers)
+
+
+def _allowed(policies: list[dict], src: str, dst: str, port: int) -> bool:
+    """Whether src may open a connection to dst:port, both directions of policy considered."""
+    def side(who: str, direction: str, other: str) -> bool:
+        ns, labels = PODS[who]
+        if ns != NS:
+            return True  # not our namespace: not our policies
+        selecting = [p for p in policies if direction in p["spec"]["policyTypes"]
+                     and _selects(p["spec"]["podSelector"], labels)]
+        if not selecting:
+            return True
+        key, peers = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+        return any(_rule_allows(r, peers, PODS[other], port) for p in selecting for r in p["spec"].get(key, []))
+    return side(src, "Egress", dst) and side(dst, "Ingress", src)
+
+
+MATRIX = [  # (from, to, port, allowed)
+    ("submitter", "training head", 8265, True),
+    ("operator", "serve head", 8265, True),
+    ("other pod here", "training head", 8265, False),
+    ("serve worker", "training head", 8265, False),
+    ("pod elsewhere", "training head", 8265, False),
+    ("training worker", "training head", 6379, True),
+    ("serve worker", "serve head", 6379, True),
+    ("serve worker", "training head", 6379, False),
+    ("pipeline worker", "training head", 10001, False),
+    ("other pod here", "training head", 10001, False),
+    ("submitter", "training head", 10001, False),
+    ("ingress controller", "serve head", 8000, True),
+    ("ingress controller", "training head", 8000, False),
+    ("other pod here", "serve head", 8000, False),
+    ("pod elsewhere", "serve worker", 8000, False),
+    ("prometheus", "training worker", 8080, True),
+    ("prometheus", "serve head", 44217, True),
+    ("other pod here", "training worker", 8080, False),
+    ("training worker", "mlflow", 5000, True),
+    ("submitter", "mlflow", 5000, True),
+    ("other pod here", "mlflow", 5000, False),
+    ("training worker", "internet", 443, True),
+    ("training worker", "internet", 22, False),
+    ("training worker", "dns", 53, True),
+    ("submitter", "internet", 443, False),
+    ("mlflow", "internet", 443, True),
+    ("other pod here", "internet", 443, False),
+]
+
+
+@pytest.mark.parametrize("src,dst,port,allowed", MATRIX)
+def test_network_policy_port_matrix(built, src, dst, port, allowed):  # noqa: F811
+    _, docs = built
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    want = "open" if allowed else "closed"
+    assert _allowed(policies, src, dst, port) is allowed, f"{src} -> {dst}:{port} should be {want}"
+
+
+def test_the_matrix_sees_a_policy_opened_up(built):  # noqa: F811
+    _, docs = built
+    policies = copy.deepcopy([d for d in docs if d["kind"] == "NetworkPolicy"])
+    serve = next(p for p in policies if p["metadata"]["name"] == "forge-serve-from-ingress")
+    serve["spec"]["ingress"][0].pop("from")  # port 8000 open to anyone
+    assert _allowed(policies, "pod elsewhere", "serve head", 8000)
+    assert not _allowed(policies, "pod elsewhere", "serve head", 6379)
