@@ -5,12 +5,15 @@ WORKDIR /home/ray/app
 COPY --chown=ray:users constraints.txt pyproject.toml README.md ./
 COPY --chown=ray:users forge ./forge
 # torch is pinned to its CPU build (+cpu), which lives on the PyTorch CPU wheel index.
-RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu -c constraints.txt .
+# psycopg: the MLflow server in kuberay/ runs from this image on PostgreSQL.
+RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu -c constraints.txt . \
+    "psycopg[binary]"
 COPY --chown=ray:users jobs ./jobs
 COPY --chown=ray:users serve_apps ./serve_apps
 COPY --chown=ray:users examples ./examples
 
-# No secrets in the image: FORGE_JWT_SECRET, MLflow and S3 credentials come from Kubernetes Secrets.
+# No secrets in the image: the JWT secret, the Ray token, MLflow and S3 credentials come from Kubernetes
+# Secrets; the workspace (s3://...) from the forge-config ConfigMap.
 ENV FORGE_WORKSPACE=/home/ray/forge-workspace \
     RAY_SERVE_THROUGHPUT_OPTIMIZED=1 \
     OMP_NUM_THREADS=1

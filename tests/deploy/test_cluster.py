@@ -134,6 +134,7 @@ def test_pipeline_job_serve_deploy_and_batch_job_on_two_nodes(cluster, tmp_path)
     port = free_port()
     serve_cfg = yaml.safe_load((ROOT / "serve_apps" / "forge.yaml").read_text())
     serve_cfg["http_options"] = {"host": "127.0.0.1", "port": port}
+    serve_cfg["applications"][0].pop("deployments")  # this test's forge.yaml sizes the deployment
     serve_cfg["applications"][0]["args"]["config"] = str(cfg_path)
     (tmp_path / "serve.yaml").write_text(yaml.safe_dump(serve_cfg))
     d = subprocess.run([str(BIN / "serve"), "deploy", str(tmp_path / "serve.yaml"), "--address",

@@ -138,6 +138,7 @@ def test_pipeline_serve_drift_retrain_swap_with_all_state_on_s3(stack, three_nod
 
     serve_cfg = yaml.safe_load((ROOT / "serve_apps" / "forge.yaml").read_text())
     serve_cfg["http_options"] = {"host": "127.0.0.1", "port": port}
+    serve_cfg["applications"][0].pop("deployments")  # this test's forge.yaml sizes the deployment
     serve_cfg["applications"][0]["args"]["config"] = str(_folder(tmp_path, "serve", cfg) / "forge.yaml")
     (tmp_path / "serve.yaml").write_text(yaml.safe_dump(serve_cfg))
     d = subprocess.run([str(BIN / "serve"), "deploy", str(tmp_path / "serve.yaml"), "--address",
@@ -328,6 +329,7 @@ def test_serving_loses_no_prediction_when_a_worker_node_is_killed(stack, three_n
     serve_cfg = yaml.safe_load((ROOT / "serve_apps" / "forge.yaml").read_text())
     # One machine, one IP: the nodes cannot each bind the HTTP port, so the proxy runs on the head only.
     serve_cfg.update(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": port})
+    serve_cfg["applications"][0].pop("deployments")  # this test's forge.yaml sizes the deployment
     serve_cfg["applications"][0]["args"]["config"] = str(_folder(tmp_path, "serve", cfg) / "forge.yaml")
     (tmp_path / "serve.yaml").write_text(yaml.safe_dump(serve_cfg))
     env, dash = three_nodes["env"], three_nodes["dashboard"]

@@ -9,7 +9,9 @@ What only a real cluster proves (that Ray runs with these settings) is in the no
 import copy
 
 import pytest
+import yaml
 
+from tests.conftest import ROOT
 from tests.deploy.test_manifests import built  # noqa: F401  (the rendered overlays, a fixture)
 
 
@@ -222,3 +224,56 @@ def test_the_matrix_sees_a_policy_opened_up(built):  # noqa: F811
     serve["spec"]["ingress"][0].pop("from")  # port 8000 open to anyone
     assert _allowed(policies, "pod elsewhere", "serve head", 8000)
     assert not _allowed(policies, "pod elsewhere", "serve head", 6379)
+
+
+# ---- delivery, state and the way in -----------------------------------------------------------------------
+def test_images_are_the_commit_the_deploy_workflow_built(built):  # noqa: F811
+    name, docs = built
+    images = {c["image"] for d in docs for _, pod in pod_specs(d) for c in pod["containers"]}
+    assert images == {"ghcr.io/mlops-forge/forge:COMMIT_SHA"}, images  # no :latest or :dev that nothing pushes
+    wf = yaml.safe_load((ROOT / ".github" / "workflows" / "deploy.yml").read_text())
+    trigger = wf[True] if True in wf else wf["on"]  # YAML 1.1 reads the key `on` as True
+    assert trigger["workflow_run"]["workflows"] == ["ci"], "deploy only what CI passed"
+    assert "conclusion == 'success'" in wf["jobs"]["image"]["if"]
+    run = "\n".join(s.get("run", "") for s in wf["jobs"]["deploy"]["steps"])
+    assert "newTag: ${SHA}" in run and "kubectl apply -k" in run
+    assert "kubectl -n \"$NS\" wait rayservice/forge-serve" in run, "the rollout is waited for"
+    assert "/readyz" in run and "Authorization: Bearer" in run and "/v1/predict" in run, "and smoke-tested"
+
+
+def test_state_lives_on_the_object_store_and_mlflow_can_start(built):  # noqa: F811
+    _, docs = built
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "forge-config")
+    assert config["data"]["FORGE_WORKSPACE"].startswith("s3://")
+    ray_pods = [(w, p) for d in docs for w, p in pod_specs(d) if w.startswith(("RayCluster", "RayJob h", "RayJob w",
+                                                                                 "RayService"))]
+    for where, pod in ray_pods:
+        refs = [e.get("configMapRef", {}).get("name") for c in pod["containers"] for e in c.get("envFrom", [])]
+        assert "forge-config" in refs, f"{where}: no workspace on the object store"
+    job = next(d for d in docs if d["kind"] == "RayJob")
+    assert yaml.safe_load(job["spec"]["runtimeEnvYAML"])["env_vars"]["FORGE_DATA__SOURCE"].startswith("s3://")
+    mlflow = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "forge-mlflow")
+    pod = mlflow["spec"]["template"]["spec"]
+    assert "--allowed-hosts" in pod["containers"][0]["command"]
+    assert pod["initContainers"][0]["command"][:3] == ["mlflow", "db", "upgrade"]
+    assert "psycopg" in (ROOT / "Dockerfile").read_text()
+
+
+def test_serving_edge_upgrades_and_monitor_selection(built):  # noqa: F811
+    _, docs = built
+    by_kind: dict[str, list[dict]] = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], []).append(d)
+    cluster = next(d for d in by_kind["RayCluster"])
+    assert cluster["spec"]["upgradeStrategy"]["type"] == "Recreate"
+    service = by_kind["RayService"][0]
+    assert service["spec"]["upgradeStrategy"]["type"] == "NewCluster"
+    serve = yaml.safe_load(service["spec"]["serveConfigV2"])["applications"][0]["deployments"][0]
+    assert serve["autoscaling_config"]["max_replicas"] >= serve["autoscaling_config"]["min_replicas"] >= 1
+    (ingress,) = by_kind["Ingress"]
+    assert ingress["spec"]["tls"] and {p["backend"]["service"]["name"] for r in ingress["spec"]["rules"]
+                                       for p in r["http"]["paths"]} == {"forge-serve-serve-svc"}
+    (pdb,) = by_kind["PodDisruptionBudget"]
+    assert pdb["spec"]["selector"]["matchLabels"] == {"forge.io/cluster": "serve"}
+    for d in by_kind["PodMonitor"] + by_kind["PrometheusRule"]:
+        assert d["metadata"]["labels"]["release"] == "kube-prometheus-stack", d["metadata"]["name"]
