@@ -277,3 +277,16 @@ def test_serving_edge_upgrades_and_monitor_selection(built):  # noqa: F811
     assert pdb["spec"]["selector"]["matchLabels"] == {"forge.io/cluster": "serve"}
     for d in by_kind["PodMonitor"] + by_kind["PrometheusRule"]:
         assert d["metadata"]["labels"]["release"] == "kube-prometheus-stack", d["metadata"]["name"]
+
+
+def test_batch_jobs_queue_in_kueue_and_serving_does_not(built):  # noqa: F811
+    _, docs = built
+    queues = {d["metadata"]["name"]: d for d in docs if d["kind"] == "LocalQueue"}
+    cluster_queues = {d["metadata"]["name"] for d in docs if d["kind"] == "ClusterQueue"}
+    jobs = [d for d in docs if d["kind"] == "RayJob"]
+    assert {j["metadata"]["name"] for j in jobs} == {"forge-pipeline", "forge-batch-predict"}
+    for job in jobs:
+        queue = job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"]
+        assert queues[queue]["spec"]["clusterQueue"] in cluster_queues
+    service = next(d for d in docs if d["kind"] == "RayService")
+    assert "kueue.x-k8s.io/queue-name" not in service["metadata"].get("labels", {})

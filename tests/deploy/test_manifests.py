@@ -22,6 +22,9 @@ CRDS = {
     ("monitoring.coreos.com/v1", "PodMonitor"): "prometheus-operator/monitoring.coreos.com_podmonitors.yaml",
     ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheus-operator/monitoring.coreos.com_prometheusrules.yaml",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "prometheus-operator/monitoring.coreos.com_servicemonitors.yaml",
+    ("kueue.x-k8s.io/v1beta2", "ResourceFlavor"): "kueue/kueue.x-k8s.io_resourceflavors.yaml",
+    ("kueue.x-k8s.io/v1beta2", "ClusterQueue"): "kueue/kueue.x-k8s.io_clusterqueues.yaml",
+    ("kueue.x-k8s.io/v1beta2", "LocalQueue"): "kueue/kueue.x-k8s.io_localqueues.yaml",
 }
 OVERLAYS = ["base", "overlays/dev", "overlays/prod"]
 
@@ -67,7 +70,8 @@ def test_every_object_validates(built):
     name, docs = built
     kinds = {d["kind"] for d in docs}
     assert {"RayCluster", "RayJob", "RayService", "PodMonitor", "PrometheusRule", "Deployment", "Service",
-            "NetworkPolicy", "ServiceAccount", "Role", "RoleBinding", "CronJob", "ConfigMap"} <= kinds
+            "NetworkPolicy", "ServiceAccount", "Role", "RoleBinding", "CronJob", "ConfigMap", "Ingress",
+            "PodDisruptionBudget", "ResourceFlavor", "ClusterQueue", "LocalQueue"} <= kinds
     for doc in docs:
         key = (doc["apiVersion"], doc["kind"])
         if key in CRDS:
