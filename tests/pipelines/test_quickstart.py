@@ -13,8 +13,11 @@ pytestmark = pytest.mark.integration
 
 def test_quickstart_answers_and_keeps_the_terminal_quiet(ray_session, tmp_path):
     shutil.copy(ROOT / "examples" / "churn" / "forge.yaml", tmp_path / "forge.yaml")
+    # Its own cluster beside the session's: HAProxy's stats and metrics ports too (the session's app holds
+    # 8404 and 9101, and a second HAProxy on them crashed at start).
     env = {"FORGE_TRAINING__NUM_SAMPLES": "2", "FORGE_TRAINING__MODELS": "[logistic_regression]",
-           "FORGE_SERVING__PORT": str(free_port())}
+           "FORGE_SERVING__PORT": str(free_port()), "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
+           "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port())}
     r = run_cli("demo", "quickstart", "-c", str(tmp_path / "forge.yaml"), "--rows", "1500", "--json", env=env,
                 timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
