@@ -2,7 +2,8 @@
 baseline, all rows written to bench/out/results.json (benchmark, contender, seconds, peak bytes, ratio, git
 commit, machine). `python -m bench.readme` turns that file into the README's table.
 
---quick runs each at a small size (about two minutes in all), for checking a change; the README's figures come
+--quick runs each at a small size (about 7 minutes on the 2-core machine, most of it Ray start-ups and the small
+models the drift, batch and serve benchmarks train), for checking a change; the README's figures come
 from full runs. Sizes: BENCH_ROWS (5,000,000), BENCH_DRIFT_ROWS (1,000,000), BENCH_BATCH_ROWS (1,000,000).
 """
 
