@@ -15,18 +15,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+# One parser of numeric values for every drift path: the exact tests, the summary and the bins.
+from forge.features.bins import numeric_values as finite
+
 if TYPE_CHECKING:
     from forge.registry.client import ModelRef
 
 QUANTILES = 400
 SAMPLE_ROWS = 20_000
 ROWS = "__rows__"
-
-
-def finite(s: pd.Series) -> np.ndarray:
-    """A column's finite numeric values (text parsed, junk and nulls dropped)."""
-    v = pd.to_numeric(s.astype(object), errors="coerce").to_numpy(dtype="float64")
-    return v[np.isfinite(v)]
 
 
 def value_counts(s: pd.Series) -> pd.Series:
