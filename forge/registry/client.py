@@ -171,7 +171,14 @@ class Registry:
     # ---- serving traffic -----------------------------------------------------------------------
     def traffic(self) -> TrafficConfig | None:
         """The variants `forge ab set` put on the running app (None: forge.yaml's serving.traffic)."""
-        raw = self.client.get_registered_model(self.name).tags.get(TRAFFIC_TAG)
+        from mlflow.exceptions import MlflowException
+
+        try:
+            raw = self.client.get_registered_model(self.name).tags.get(TRAFFIC_TAG)
+        except MlflowException as e:
+            if e.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            return None  # nothing registered yet (an app deployed before the first training)
         return TrafficConfig.model_validate_json(raw) if raw else None
 
     def set_traffic(self, traffic: TrafficConfig | None) -> None:

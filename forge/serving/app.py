@@ -76,13 +76,15 @@ def _clean(errors: list[dict]) -> list[dict]:
     return [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors]
 
 
-def _ingress(api: FastAPI, cfg: ForgeConfig, settings: Settings, input_schema: dict):
+def _ingress(api: FastAPI, cfg: ForgeConfig, settings: Settings, input_schema: dict | None):
     """The ingress class: FastAPI routes over a ForgeReplica."""
     from forge.serving.replica import ForgeReplica, client_request_id
 
     online = cfg.features.online.enabled
+    typed = input_schema is not None  # no champion at build time: rows are checked by the replica once one loads
     Instance = schemas.instance_model(input_schema, entity=cfg.data.entity if online else None,
-                                      max_string_length=cfg.serving.max_string_length)
+                                      max_string_length=cfg.serving.max_string_length) if typed \
+        else schemas.any_instance(cfg.serving.max_string_length)
     RequestModel = schemas.request_model(Instance, cfg.serving.max_instances)
     LabelsModel = schemas.labels_model(cfg.serving.max_labels)
     predict_dep, admin_dep = require(settings, "predict"), require(settings, "admin")
@@ -90,10 +92,11 @@ def _ingress(api: FastAPI, cfg: ForgeConfig, settings: Settings, input_schema: d
     @serve.ingress(api)
     class ForgeService(ForgeReplica):
         def _rows(self, body) -> list[dict]:
+            instances = body.instances if typed else self.typed_instances(body.instances)
             if self.online is None:
-                return body.model_dump()["instances"]
+                return [i.model_dump() for i in instances]
             try:  # only what the caller sent: the store fills the rest
-                return self.online.fill([i.model_dump(exclude_unset=True) for i in body.instances])
+                return self.online.fill([i.model_dump(exclude_unset=True) for i in instances])
             except MissingFeatures as e:
                 raise HTTPException(422, e.detail) from None
 

@@ -21,6 +21,7 @@ import pandas as pd
 from fastapi import HTTPException
 
 from forge.config import ForgeConfig, TrafficConfig
+from forge.errors import NotFoundError
 from forge.monitoring.metrics import process_metrics
 from forge.monitoring.prediction_log import PredictionLogger
 from forge.registry.client import Registry
@@ -35,9 +36,12 @@ from forge.workspace import Workspace
 CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
-def load_input_schema(cfg: ForgeConfig) -> dict:
-    """The champion's raw input schema (drives the request model and /docs)."""
-    return Registry.of(cfg).load("champion").schema
+def load_input_schema(cfg: ForgeConfig) -> dict | None:
+    """The champion's raw input schema (drives the request model and /docs); None while no champion exists."""
+    try:
+        return Registry.of(cfg).load("champion").schema
+    except NotFoundError:
+        return None
 
 
 def client_request_id(value: str | None) -> str | None:
@@ -78,11 +82,8 @@ class ForgeReplica:
         self.shadow = ShadowRunner(self.router.models, self._log, self.metrics)
         self.live = LiveMonitor(registry, cfg.monitoring.drift, self.metrics, self._champion_run)
         self.labels_folder = ws.labels(cfg.name)
-        self.online = None
-        if cfg.features.online.enabled:
-            from forge.serving.online import OnlineFeatures
-
-            self.online = OnlineFeatures(cfg, list(self.router.models[self.router.champion_version()].inputs))
+        self._online = None
+        self._instance_models: dict[str, type] = {}
         self._stop = threading.Event()
         threading.Thread(target=self._poll, name="forge-registry-poll", daemon=True).start()
 
@@ -95,8 +96,8 @@ class ForgeReplica:
         while not self._stop.wait(self.cfg.serving.model_poll_s):
             try:
                 self.router.refresh()
-                if self.online is not None:
-                    self.online.maybe_reload()
+                if self._online is not None:
+                    self._online.maybe_reload()
             except Exception:  # a registry hiccup must not kill the replica; the old model keeps serving
                 self.metrics.errors.inc(tags={"reason": "registry_poll"})
 
@@ -104,8 +105,43 @@ class ForgeReplica:
         version = self.router.champion_version()
         return version, self.router.meta[version]["run_id"]
 
+    @property
+    def online(self):
+        """The online feature view (None when features.online is off); built once a champion names the inputs."""
+        if self._online is None and self.cfg.features.online.enabled and self.router.ready():
+            from forge.serving.online import OnlineFeatures
+
+            self._online = OnlineFeatures(self.cfg, list(self.router.models[self.router.champion_version()].inputs))
+        return self._online
+
+    def serving_version(self) -> str:
+        """The champion's version; 503 (with Retry-After) while no model is loaded yet."""
+        if not self.router.ready():
+            raise HTTPException(503, {"status": self.router.status(), "error": self.router.load_error},
+                                headers={"Retry-After": str(max(1, int(self.cfg.serving.model_poll_s)))})
+        return self.router.champion_version()
+
+    def typed_instances(self, instances: list[dict]) -> list:
+        """Rows checked against the served champion's schema, for an app built before any champion existed
+        (its request model could not carry the schema). The same strict model, the same 422 shape."""
+        from pydantic import TypeAdapter, ValidationError
+
+        from forge.serving.schemas import instance_model
+
+        version = self.serving_version()
+        if version not in self._instance_models:
+            online = self.cfg.features.online.enabled
+            model = instance_model(self.router.models[version].schema, entity=self.cfg.data.entity if online else None,
+                                   max_string_length=self.cfg.serving.max_string_length)
+            self._instance_models[version] = TypeAdapter(list[model])
+        try:
+            return self._instance_models[version].validate_python(instances)
+        except ValidationError as e:
+            raise HTTPException(422, [{"loc": ["body", "instances", *err["loc"]], "msg": err["msg"],
+                                       "type": err["type"]} for err in e.errors()]) from None
+
     def readiness(self) -> tuple[bool, dict]:
-        body = {"status": "ready" if self.router.ready() else "loading", "version": self.router.champion_version()}
+        body = {"status": self.router.status(), "version": self.router.champion_version()}
         if self.router.load_error:
             body["load_error"] = self.router.load_error
         return self.router.ready(), body
@@ -121,6 +157,7 @@ class ForgeReplica:
         """Predict, measure, log and watch one validated request; the request id is the server's own."""
         t0 = time.perf_counter()
         request_id = uuid.uuid4().hex
+        self.serving_version()
         traffic, routes, variant, version = self.router.pick(key)
         model = self.router.models[version]
         frame = pd.DataFrame.from_records(rows, columns=model.inputs)

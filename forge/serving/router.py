@@ -12,7 +12,7 @@ import logging
 import threading
 
 from forge.config import TrafficConfig
-from forge.errors import ModelLoadError
+from forge.errors import ModelLoadError, NotFoundError
 from forge.registry.client import Registry
 from forge.serving.routing import assign
 from forge.serving.schemas import soft_categories
@@ -49,6 +49,9 @@ class ModelRouter:
     def refresh(self) -> None:
         """Resolve every variant; load new versions first, then switch. A load failure keeps the old routes.
 
+        No champion yet is not an error: the replica starts, answers 503 and keeps polling, so a RayService
+        deployed before the first training comes up instead of failing its build.
+
         Raises:
             ModelLoadError: only while nothing is served yet (a replica that cannot serve must not start).
         """
@@ -56,6 +59,10 @@ class ModelRouter:
             try:
                 self._refresh()
                 self.load_error = None
+            except NotFoundError as e:
+                self.load_error = str(e)
+                if not self.routes:
+                    log.warning("forge: waiting for a model: %s", e)
             except ModelLoadError as e:
                 self.load_error = str(e)
                 self.metrics.errors.inc(tags={"reason": "model_load"})
@@ -93,6 +100,10 @@ class ModelRouter:
 
     def champion_version(self) -> str | None:
         return self.routes.get(self.traffic.variants[0].name)
+
+    def status(self) -> str:
+        """ready, waiting_for_model (no champion registered yet) or loading."""
+        return "ready" if self.ready() else "waiting_for_model" if not self.routes else "loading"
 
     def assignment_key(self, headers, rows: list[dict]) -> str | None:
         """The A/B key of a request: the configured header, else the configured field of its first row."""

@@ -86,6 +86,13 @@ def instance_model(schema: dict[str, dict], name: str = "Instance", entity: str 
     return create_model(name, __config__=config, **fields)
 
 
+def any_instance(max_string_length: int = 256) -> Any:
+    """A row before any champion exists: named JSON scalars (bounded strings). The replica checks it against the
+    champion's schema once one is loaded (`ForgeReplica.typed_instances`)."""
+    scalar = Optional[bool | int | float | Annotated[str, Field(max_length=max_string_length)]]  # noqa: UP045
+    return dict[Annotated[str, Field(max_length=128)], scalar]
+
+
 def request_model(instance: type[BaseModel], max_instances: int) -> type[BaseModel]:
     """The /v1/predict body; more than `max_instances` rows is answered 413 by the app."""
     return create_model(
