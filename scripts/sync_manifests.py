@@ -102,7 +102,10 @@ def grafana_configmap() -> str:
     data = {p.name: json.dumps(json.loads(p.read_text()), indent=1) for p in sorted((ROOT / "grafana" / "dashboards")
                                                                                    .glob("*.json"))}
     doc = {"apiVersion": "v1", "kind": "ConfigMap",
-           "metadata": {"name": "forge-grafana-dashboards", "labels": {"grafana_dashboard": "1"}},
+           # the label and annotation kube-prometheus-stack's Grafana sidecar reads (the folder matches
+           # grafana/provisioning/dashboards/forge.yaml for a file-provisioned Grafana)
+           "metadata": {"name": "forge-grafana-dashboards", "labels": {"grafana_dashboard": "1"},
+                        "annotations": {"grafana_folder": "Forge"}},
            "data": {k: _Literal(v) for k, v in data.items()}}
     return HEADER.format(src="grafana/dashboards") + yaml.safe_dump(doc, sort_keys=False)
 

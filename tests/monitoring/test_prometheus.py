@@ -118,9 +118,14 @@ def auth_headers_module(served):
     return {"Authorization": f"Bearer {create_token(Settings.from_config(cfg.serving.auth), 't', ['predict'])}"}
 
 
-def test_every_forge_metric_is_scraped(scraped, prometheus):
+def test_every_forge_metric_is_scraped(scraped, prometheus, served):
     missing = [m for m in FORGE_METRICS if m not in scraped]
     assert not missing, missing
+    # the dashboards' and rules' `application` filter and grouping rest on Serve tagging replica metrics with it
+    for name in ("ray_forge_predictions_total", "ray_forge_model_info", "ray_serve_num_http_requests_total",
+                 "ray_serve_deployment_replica_healthy"):
+        r = httpx.get(f"{prometheus}/api/v1/query", params={"query": f'{name}{{application="{served[0].name}"}}'})
+        assert r.json()["data"]["result"], f"{name} carries no application label"
     r = httpx.get(f"{prometheus}/api/v1/query", params={"query": "sum(ray_forge_predictions_total)"}).json()
     assert float(r["data"]["result"][0]["value"][1]) >= 150
     info = httpx.get(f"{prometheus}/api/v1/query", params={"query": "ray_forge_model_info == 1"}).json()
@@ -135,7 +140,9 @@ def _expressions() -> list[tuple[str, str]]:
     for path in sorted((ROOT / "grafana" / "dashboards").glob("*.json")):
         for panel in json.loads(path.read_text())["panels"]:
             for t in panel.get("targets", []):
-                out.append((f"{path.name}:{panel['title']}", t["expr"]))
+                # as Grafana sends it with "All" picked (allValue .*, which also matches an absent label)
+                expr = t["expr"].replace("$namespace", ".*").replace("$application", ".*")
+                out.append((f"{path.name}:{panel['title']}", expr))
     rules = yaml.safe_load((ROOT / "kuberay" / "base" / "prometheus-rules.yaml").read_text())
     for group in rules["spec"]["groups"]:
         for rule in group["rules"]:
