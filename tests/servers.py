@@ -66,15 +66,16 @@ class MlflowServer:
             self.proc.kill()
 
 
-def start_mlflow(backend: str, artifacts: str, s3_endpoint: str, env: dict) -> MlflowServer:
+def start_mlflow(backend: str, artifacts: str, s3_endpoint: str, env: dict, app_name: str | None = None) -> MlflowServer:
     """`mlflow server` on a PostgreSQL backend, proxying artifacts to S3 (clients need no S3 credentials), with
-    the Host-header check on and the names clients use allowed."""
+    the Host-header check on and the names clients use allowed; `app_name="basic-auth"` for MLflow's auth app
+    (its settings in `env`, as kuberay/base/mlflow.yaml passes them)."""
     port = free_port()
     log = Path(tempfile.mkdtemp(prefix="forge-mlflow-")) / "server.log"
     mlflow = str(Path(sys.executable).parent / "mlflow")
     cmd = [mlflow, "server", "--backend-store-uri", backend, "--artifacts-destination", artifacts,
            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-           "--allowed-hosts", f"127.0.0.1:{port},localhost:{port}"]
+           "--allowed-hosts", f"127.0.0.1:{port},localhost:{port}", *(["--app-name", app_name] if app_name else [])]
     proc = subprocess.Popen(cmd, env={**os.environ, **env, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint},
                             stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

@@ -78,9 +78,13 @@ def command(fn):
             raise typer.Exit(e.exit_code) from None
         except (typer.Exit, KeyboardInterrupt):
             raise
-        except Exception:
-            _traceback()
-            raise typer.Exit(1) from None
+        except Exception as e:
+            known = _known_library_error(e, cfg)
+            if known is None:
+                _traceback()
+                raise typer.Exit(1) from None
+            _report(known, as_json)
+            raise typer.Exit(known.exit_code) from None
         finally:
             if log is not None and log.exists() and log.stat().st_size:
                 err.print(f"[dim]forge: Ray, Tune and MLflow output: {log}[/dim]")
@@ -88,6 +92,17 @@ def command(fn):
             emit(result, as_json)
 
     return wrapper
+
+
+def _known_library_error(e: Exception, cfg) -> ForgeError | None:
+    """A library error that is the user's setting, not a bug: MLflow refusing the credentials."""
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(e, MlflowException) and e.error_code in ("UNAUTHENTICATED", "PERMISSION_DENIED"):
+        from forge.training.tracking import auth_refused
+
+        return auth_refused(getattr(cfg, "tracking_uri", None), 401 if e.error_code == "UNAUTHENTICATED" else 403)
+    return None
 
 
 def _report(e: ForgeError, as_json: bool) -> None:

@@ -176,7 +176,7 @@ class Registry:
         try:
             raw = self.client.get_registered_model(self.name).tags.get(TRAFFIC_TAG)
         except MlflowException as e:
-            if e.error_code != "RESOURCE_DOES_NOT_EXIST":
+            if not _reg.missing(e):
                 raise
             return None  # nothing registered yet (an app deployed before the first training)
         return TrafficConfig.model_validate_json(raw) if raw else None

@@ -27,10 +27,18 @@ class GateResult:
         return asdict(self)
 
 
+def missing(e: MlflowException) -> bool:
+    """No such model or alias: an answer. Anything else (401, 403, a server error) is raised: a refused request
+    read as "no champion" made an app wait forever and `forge models list` print an empty registry."""
+    return e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
 def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
     try:
         return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException:
+    except MlflowException as e:
+        if not missing(e):
+            raise
         return None
 
 
@@ -85,7 +93,9 @@ def list_versions(client: MlflowClient, name: str) -> list[dict]:
     by_version: dict[str, set] = {}
     try:
         registered = client.get_registered_model(name).aliases
-    except MlflowException:
+    except MlflowException as e:
+        if not missing(e):
+            raise
         return []  # nothing registered yet
     for alias, version in registered.items():
         by_version.setdefault(str(version), set()).add(alias)

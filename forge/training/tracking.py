@@ -11,7 +11,7 @@ import mlflow
 import pandas as pd
 
 from forge.config import ForgeConfig
-from forge.errors import ForgeError
+from forge.errors import ForgeError, UsageError
 from forge.storage import Location
 from forge.workspace import Workspace, tracking_uri
 
@@ -43,17 +43,47 @@ class TrackingUnreachable(ForgeError):
     """The MLflow tracking server does not answer; the message names the setting and the URL."""
 
 
+class TrackingAuthError(UsageError):
+    """The MLflow server refused Forge's credentials (its auth app is on): exit 2, naming what to set."""
+
+
+def auth_refused(uri: str | None, status: int) -> TrackingAuthError:
+    """The one message for a 401/403 from MLflow, whichever call met it."""
+    uri = uri or "tracking_uri"
+    if status == 403:
+        return TrackingAuthError(f"tracking_uri: the MLflow server at {uri} refused the request (403): the user in "
+                                 "MLFLOW_TRACKING_USERNAME lacks permission on this experiment or model")
+    return TrackingAuthError(f"tracking_uri: the MLflow server at {uri} asks for credentials (401): set "
+                             "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (on Kubernetes, Secret "
+                             "forge-mlflow-client)")
+
+
+def _credentials() -> tuple[dict, tuple[str, str] | None]:
+    """The headers and basic auth MLflow's own client would send (it reads the same variables)."""
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    return ({"Authorization": f"Bearer {token}"} if token else {}), ((user, password) if user and password else None)
+
+
 def check_tracking(cfg: ForgeConfig, timeout: float = 5.0) -> None:
-    """For an MLflow server: one health request, so a wrong or dead tracking_uri fails at once."""
+    """For an MLflow server: a health request and one authenticated call, so a wrong or dead tracking_uri, or
+    missing credentials, fail at once rather than after MLflow's minutes of retries."""
     uri = cfg.tracking_uri
     if not uri or not uri.startswith(("http://", "https://")):
         return
     import httpx
 
+    base = uri.rstrip("/")
     try:
-        r = httpx.get(f"{uri.rstrip('/')}/health", timeout=timeout)
+        r = httpx.get(f"{base}/health", timeout=timeout)
+        if r.status_code == 200:
+            headers, auth = _credentials()
+            r = httpx.get(f"{base}/api/2.0/mlflow/experiments/search", params={"max_results": 1}, headers=headers,
+                          auth=auth, timeout=timeout)
     except httpx.HTTPError as e:
         raise TrackingUnreachable(f"tracking_uri: cannot reach the MLflow server at {uri}: {e}") from e
+    if r.status_code == 401 or (r.status_code == 403 and r.url.path.endswith("/search")):
+        raise auth_refused(uri, r.status_code)
     if r.status_code != 200:
         hint = " (the server's --allowed-hosts must list this host)" if r.status_code == 403 else ""
         raise TrackingUnreachable(f"tracking_uri: the MLflow server at {uri} answered {r.status_code}{hint}")

@@ -58,6 +58,15 @@ def _problems(where: str, pod: dict) -> list[str]:
             bad.append(f"{where}/{c['name']}: no cpu/memory limits")
         if any(e.get("name") == "FORGE_JWT_SECRET" for e in c.get("env", [])):
             bad.append(f"{where}/{c['name']}: the JWT secret as an environment variable")
+    secrets = {e.get("secretRef", {}).get("name") for c in pod.get("containers", []) for e in c.get("envFrom", [])}
+    secrets |= {e["valueFrom"]["secretKeyRef"]["name"] for c in pod.get("containers", []) for e in c.get("env", [])
+                if "secretKeyRef" in e.get("valueFrom", {})}
+    secrets |= {v["secret"]["secretName"] for v in pod.get("volumes", []) if "secret" in v}
+    ray = where.startswith(("RayCluster", "RayService", "RayJob h", "RayJob w"))
+    if "forge-mlflow-client" in secrets and not ray:
+        bad.append(f"{where}: MLflow client credentials belong to Ray pods only")
+    if secrets & {"forge-mlflow", "forge-mlflow-auth"} and where != "Deployment forge-mlflow":
+        bad.append(f"{where}: MLflow server secrets belong to the MLflow server only")
     jwt = any(v.get("secret", {}).get("secretName") == "forge-jwt" for v in pod.get("volumes", []))
     if jwt != where.startswith("RayService"):
         bad.append(f"{where}: the JWT secret belongs to the Serve pods only")
@@ -230,13 +239,17 @@ def test_the_matrix_sees_a_policy_opened_up(built):  # noqa: F811
 def test_images_are_the_commit_the_deploy_workflow_built(built):  # noqa: F811
     name, docs = built
     images = {c["image"] for d in docs for _, pod in pod_specs(d) for c in pod["containers"]}
-    assert images == {"ghcr.io/mlops-forge/forge:COMMIT_SHA"}, images  # no :latest or :dev that nothing pushes
+    if name == "overlays/prod":  # by digest: a tag can be moved under a running deployment, a digest cannot
+        assert images == {"ghcr.io/mlops-forge/forge@sha256:" + "0" * 64}, images
+    else:
+        assert images == {"ghcr.io/mlops-forge/forge:COMMIT_SHA"}, images  # no :latest or :dev that nothing pushes
     wf = yaml.safe_load((ROOT / ".github" / "workflows" / "deploy.yml").read_text())
     trigger = wf[True] if True in wf else wf["on"]  # YAML 1.1 reads the key `on` as True
     assert trigger["workflow_run"]["workflows"] == ["ci"], "deploy only what CI passed"
     assert "conclusion == 'success'" in wf["jobs"]["image"]["if"]
     run = "\n".join(s.get("run", "") for s in wf["jobs"]["deploy"]["steps"])
-    assert "newTag: ${SHA}" in run and "kubectl apply -k" in run
+    assert "digest: ${DIGEST}" in run and "kubectl apply -k" in run
+    assert wf["jobs"]["image"]["outputs"]["digest"] == "${{ steps.build.outputs.digest }}"
     assert "kubectl -n \"$NS\" wait rayservice/forge-serve" in run, "the rollout is waited for"
     assert "/readyz" in run and "Authorization: Bearer" in run and "/v1/predict" in run, "and smoke-tested"
 
@@ -257,6 +270,16 @@ def test_state_lives_on_the_object_store_and_mlflow_can_start(built):  # noqa: F
     assert "--allowed-hosts" in pod["containers"][0]["command"]
     assert pod["initContainers"][0]["command"][:3] == ["mlflow", "db", "upgrade"]
     assert "psycopg" in (ROOT / "Dockerfile").read_text()
+    # MLflow's auth app, its users and admin from forge-mlflow-auth; Forge's Ray pods call it as forge-mlflow-client
+    server = pod["containers"][0]
+    assert server["command"][2:5] == ["--app-name", "basic-auth", "--host"], server["command"]
+    env = {e["name"]: e for e in server["env"]}
+    assert env["MLFLOW_AUTH_CONFIG_PATH"]["value"].startswith("/etc/mlflow-auth/")
+    for key in ("MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY"):
+        assert env[key]["valueFrom"]["secretKeyRef"]["name"] == "forge-mlflow-auth", key
+    for where, ray_pod in ray_pods:
+        refs = [e.get("secretRef", {}).get("name") for c in ray_pod["containers"] for e in c.get("envFrom", [])]
+        assert "forge-mlflow-client" in refs, f"{where}: no MLflow credentials"
 
 
 def test_serving_edge_upgrades_and_monitor_selection(built):  # noqa: F811
