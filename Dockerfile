@@ -17,6 +17,10 @@ COPY --chown=ray:users examples ./examples
 ENV FORGE_WORKSPACE=/home/ray/forge-workspace \
     RAY_SERVE_THROUGHPUT_OPTIMIZED=1 \
     OMP_NUM_THREADS=1
+# The Ray base image gives `ray` passwordless sudo (its base-deps Dockerfile appends `ray ALL=NOPASSWD: ALL` to
+# /etc/sudoers). Nothing in Forge needs it; a compromised task must not get root from it.
+USER root
+RUN sed -i '/NOPASSWD/d' /etc/sudoers && rm -f /etc/sudoers.d/ray
 USER ray
 EXPOSE 8000 8265 8080
 CMD ["forge", "--help"]

@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.forge-installed
+# checkov in its own environment: its dependency pins fight the project's (constraints-tools.txt).
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed
 SYSPKGS := prometheus prometheus-pushgateway chromium wrk postgresql
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Tools and `python` inside Ray jobs resolve to the project environment.
@@ -11,13 +14,18 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: setup sysdeps demo demo-loop test test-fast bench lint clean
 
-setup: $(STAMP) sysdeps
+setup: $(STAMP) $(TOOLS_STAMP) sysdeps
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip wheel
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+$(TOOLS_STAMP): constraints-tools.txt
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install -q -c constraints-tools.txt checkov
+	touch $(TOOLS_STAMP)
 
 # System packages the tests need (Prometheus + promtool, the Pushgateway, headless Chromium, wrk, PostgreSQL for
 # the MLflow server of the cluster-mode test); apt-get when missing.

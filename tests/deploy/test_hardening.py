@@ -97,7 +97,12 @@ def test_ray_token_auth_on_every_cluster_and_every_submitter(built):  # noqa: F8
     for where, pod in submitters:
         env = {e["name"]: e for c in pod["containers"] for e in c.get("env", [])}
         assert env.get("RAY_AUTH_MODE", {}).get("value") == "token", where
-        assert env["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "forge-ray-token", where
+        # the token as a file from forge-ray-token (Ray reads RAY_AUTH_TOKEN_PATH), never as an env var
+        assert "RAY_AUTH_TOKEN" not in env, where
+        folder = env["RAY_AUTH_TOKEN_PATH"]["value"].rsplit("/", 1)[0]
+        mounts = {m["mountPath"]: m["name"] for c in pod["containers"] for m in c.get("volumeMounts", [])}
+        volume = next(v for v in pod["volumes"] if v["name"] == mounts[folder])
+        assert volume["secret"]["secretName"] == "forge-ray-token", where
 
 
 def test_namespaces_enforce_the_restricted_pod_security_standard(built):  # noqa: F811
@@ -239,7 +244,7 @@ def test_the_matrix_sees_a_policy_opened_up(built):  # noqa: F811
 def test_images_are_the_commit_the_deploy_workflow_built(built):  # noqa: F811
     name, docs = built
     images = {c["image"] for d in docs for _, pod in pod_specs(d) for c in pod["containers"]}
-    if name == "overlays/prod":  # by digest: a tag can be moved under a running deployment, a digest cannot
+    if name.startswith("overlays/"):  # by digest: a tag can be moved under a running deployment, a digest cannot
         assert images == {"ghcr.io/mlops-forge/forge@sha256:" + "0" * 64}, images
     else:
         assert images == {"ghcr.io/mlops-forge/forge:COMMIT_SHA"}, images  # no :latest or :dev that nothing pushes
@@ -269,7 +274,10 @@ def test_state_lives_on_the_object_store_and_mlflow_can_start(built):  # noqa: F
     pod = mlflow["spec"]["template"]["spec"]
     assert "--allowed-hosts" in pod["containers"][0]["command"]
     assert pod["initContainers"][0]["command"][:3] == ["mlflow", "db", "upgrade"]
-    assert "psycopg" in (ROOT / "Dockerfile").read_text()
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "psycopg" in dockerfile
+    assert "sed -i '/NOPASSWD/d' /etc/sudoers" in dockerfile and dockerfile.rstrip().split("\nUSER ")[-1].startswith(
+        "ray"), "no passwordless sudo, and the image ends as ray"
     # MLflow's auth app, its users and admin from forge-mlflow-auth; Forge's Ray pods call it as forge-mlflow-client
     server = pod["containers"][0]
     assert server["command"][2:5] == ["--app-name", "basic-auth", "--host"], server["command"]
