@@ -7,6 +7,7 @@ What only a real cluster proves (that Ray runs with these settings) is in the no
 """
 
 import copy
+import re
 
 import pytest
 import yaml
@@ -321,3 +322,19 @@ def test_batch_jobs_queue_in_kueue_and_serving_does_not(built):  # noqa: F811
         assert queues[queue]["spec"]["clusterQueue"] in cluster_queues
     service = next(d for d in docs if d["kind"] == "RayService")
     assert "kueue.x-k8s.io/queue-name" not in service["metadata"].get("labels", {})
+
+
+def test_every_referenced_secret_is_created_by_the_script_and_documented(built):  # noqa: F811
+    _, docs = built
+    text = yaml.safe_dump_all(docs)
+    referenced = set(re.findall(r"secretName: ([a-z0-9-]+)", text)) | set(re.findall(
+        r"secretKeyRef:\s*\n\s*key: [^\n]+\n\s*name: ([a-z0-9-]+)", text)) | set(re.findall(
+            r"secretRef:\s*\n\s*name: ([a-z0-9-]+)", text))
+    referenced.discard("forge-tls")  # issued by cert-manager (serve-edge.yaml's annotation)
+    script = (ROOT / "scripts" / "create-secrets.sh").read_text()
+    example = {d["metadata"]["name"] for d in yaml.safe_load_all((ROOT / "kuberay" / "base" /
+                                                                  "secrets.example.yaml").read_text())}
+    assert {"forge-jwt", "forge-ray-token", "forge-mlflow-auth", "forge-mlflow-client"} <= referenced, referenced
+    for name in referenced:
+        assert f"apply {name} " in script, f"scripts/create-secrets.sh does not create {name}"
+        assert name in example, f"secrets.example.yaml does not describe {name}"
