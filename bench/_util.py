@@ -67,6 +67,29 @@ def measure(results: dict, name: str):
     results[name] = {"wall_s": round(wall, 2), "peak_gb": round(max(mem.peak - mem.base, 0) / 1e9, 2)}
 
 
+def in_child(results: dict, name: str, fn, *args) -> dict:
+    """Run `fn(*args)` (a module-level function returning a dict) in a fresh spawned process, measured.
+
+    In-process contenders that run after another one reuse the memory Arrow's and the allocator's pools kept from
+    it, so their peak above the starting point reads near zero. A fresh process counts everything it touches;
+    the wall time is the child's own (imports excluded), the peak the tree's (the child's imports included).
+    """
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(1) as pool:
+        with measure(results, name):
+            out = pool.apply(_timed, (fn, *args))
+    results[name]["wall_s"] = out.pop("wall_s")
+    results[name].update(out)
+    return out
+
+
+def _timed(fn, *args) -> dict:
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return {**out, "wall_s": round(time.perf_counter() - t0, 2)}
+
+
 RECORDS: list[dict] = []  # every row table() printed, for bench/out/results.json
 
 

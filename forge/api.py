@@ -111,12 +111,12 @@ class FeatureEngineer:
         self.transform_ = FeatureTransform(self.spec)
 
     def fit(self, data: pd.DataFrame | ray.data.Dataset) -> FeatureEngineer:
-        """Fit on training rows (Ray's preprocessors compute the statistics)."""
+        """Fit on training rows: one pass, in process for a frame, on Ray Data for a Dataset."""
         import ray.data
 
-        _ray()
-        ds = data if isinstance(data, ray.data.Dataset) else ray.data.from_pandas(data)
-        self.transform_.fit(ds)
+        if isinstance(data, ray.data.Dataset):
+            _ray()
+        self.transform_.fit(data)
         return self
 
     def transform(self, data: pd.DataFrame | ray.data.Dataset) -> np.ndarray | ray.data.Dataset:

@@ -92,6 +92,10 @@ class FeaturesConfig(_Strict):
     )
     online: OnlineFeaturesConfig = Field(default_factory=OnlineFeaturesConfig,
                                          description="Serving-time lookup of features by entity id.")
+    lookup_in_process_rows: int = Field(
+        20_000_000, ge=0, description="Point-in-time lookups against a feature table of at most this many rows "
+                                      "run as one as-of join in the calling process; larger tables join bucket "
+                                      "by bucket as Ray tasks, so no process holds the whole table.")
 
 
 class TrainingConfig(_Strict):

@@ -98,16 +98,29 @@ class FeatureTransform:
             out[name] = df.eval(expr).astype("float64")
         for c in self.spec.numeric:
             if c not in self.spec.derived:
-                out[c] = pd.to_numeric(df[c].astype(object), errors="coerce").astype("float64")
+                out[c] = _numeric(df[c])
         for c in self.spec.categorical:
             # pandas' str dtype keeps nulls as nulls; Ray's imputer chokes on object columns under pandas 3.
             out[c] = df[c].astype("str")
         return out
 
-    def fit(self, ds: ray.data.Dataset) -> FeatureTransform:
-        """Fit on the training split only."""
-        prepared = ds.map_batches(self._prepare, batch_format="pandas")
-        self.chain.fit(prepared)
+    def fit(self, data: ray.data.Dataset | pd.DataFrame) -> FeatureTransform:
+        """Fit on the training split only: one pass (in process for a frame, Ray Data for a Dataset) whose
+        statistics become the Chain's own (forge/features/fitting.py says why they are the same)."""
+        from forge.features import fitting
+
+        m = fitting.moments(data, self._prepare, self.spec.numeric, self.spec.categorical)
+        for step, stats in zip(self.chain.preprocessors, fitting.chain_stats(m, self.spec.numeric,
+                                                                             self.spec.categorical)):
+            step.stats_, step._fitted = stats, True
+        return self._named()
+
+    def fit_with_ray_chain(self, ds: ray.data.Dataset) -> FeatureTransform:
+        """Ray's own multi-pass `Chain.fit`: the reference the one-pass fit is tested against."""
+        self.chain.fit(ds.map_batches(self._prepare, batch_format="pandas"))
+        return self._named()
+
+    def _named(self) -> FeatureTransform:
         names = list(self.spec.numeric)
         if self.spec.categorical:
             encoder = self.chain.preprocessors[-1]
@@ -132,8 +145,10 @@ class FeatureTransform:
             x = np.where(np.isnan(x), fill, x)
             parts.append((x - mean) / std)
         for c, (fill, index) in zip(self.spec.categorical, fast["categorical"]):
-            values = df[c].astype("str").fillna(fill).to_numpy(dtype=object)
-            codes = np.fromiter((index.get(v, -1) for v in values), dtype=np.int64, count=len(values))
+            values = df[c].astype("str").fillna(fill)
+            # index maps category -> position in sorted order, so the categories' codes are those positions;
+            # a hash lookup in C (a Python dict lookup per value cost seconds per million rows)
+            codes = np.asarray(pd.Categorical(values, categories=list(index)).codes, dtype=np.int64)
             block = np.zeros((len(df), len(index)))
             hit = codes >= 0  # an unknown category is all zeros, as Ray's OneHotEncoder does
             block[np.nonzero(hit)[0], codes[hit]] = 1.0

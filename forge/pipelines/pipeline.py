@@ -162,7 +162,7 @@ def _write_features(cfg: ForgeConfig, ws: Workspace, frame: pd.DataFrame, inputs
     from forge.features.store import FeatureStore
 
     cols = [ent, ts, *[c for c in inputs if c not in (ent, ts)]]
-    FeatureStore(ws.features()).write_table(cfg.name, frame[cols], ent, ts, source_version=version)
+    FeatureStore.of(cfg).write_table(cfg.name, frame[cols], ent, ts, source_version=version)
     say(f"features: wrote table {cfg.name!r} ({len(frame)} rows) to the offline store")
 
 

@@ -11,7 +11,6 @@ import pyarrow.fs as pafs
 
 from forge.config import ForgeConfig
 from forge.features.store import FeatureStore, OnlineView
-from forge.workspace import Workspace
 
 
 class MissingFeatures(ValueError):
@@ -27,7 +26,7 @@ class OnlineFeatures:
         self.entity = cfg.data.entity
         self.table = cfg.features.online.table or cfg.name
         self.inputs = inputs
-        self.store = FeatureStore(Workspace.from_config(cfg).features())
+        self.store = FeatureStore.of(cfg)
         self._stamp: float | None = None
         self.view: OnlineView | None = None
         self.maybe_reload()

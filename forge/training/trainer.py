@@ -56,7 +56,7 @@ def prepare(cfg: ForgeConfig, frame: pd.DataFrame, schema: dict[str, ColumnSchem
     splits = split_frame(frame, target, sp.val_size, cfg.training.test_size or sp.test_size, cfg.training.seed,
                          timestamp=cfg.data.timestamp, stratify=task == "classification", method=sp.method)
     spec = infer_spec(cfg, schema, exclude)
-    transform = FeatureTransform(spec).fit(ray.data.from_pandas(splits.train))
+    transform = FeatureTransform(spec).fit(splits.train)  # in memory already: one in-process pass
     X, y = {}, {}
     for part in ("train", "val", "test"):
         df = getattr(splits, part)

@@ -67,6 +67,32 @@ def test_numpy_apply_equals_rays_chain_transform(ray_session):
         np.testing.assert_array_equal(ft.transform_batch(rows.iloc[[i]]), ft.chain_transform(rows.iloc[[i]]))
 
 
+@pytest.mark.parametrize("source", ["frame", "dataset"])
+def test_one_pass_fit_equals_rays_chain_fit(ray_session, source):
+    """The one-pass statistics (in process for a frame, merged over Ray Data blocks for a Dataset) are the ones
+    Ray's multi-pass Chain.fit computes: same categories and fills, means and stds to rounding."""
+    import ray
+
+    df = synthetic.generate(3000, seed=4, null_rate=0.1).astype({"age": object})
+    df.loc[7, "age"] = "not a number"
+    df.loc[:40, "support_tickets"] = None  # a column with a run of nulls in the first block
+    spec = infer_spec(_cfg(derived={"spend_per_hour": "monthly_spend / (usage_hours + 1)"}), SCHEMA)
+    ray_fit = FeatureTransform(spec).fit_with_ray_chain(ray.data.from_pandas(df))
+    data = df if source == "frame" else ray.data.from_pandas(df).repartition(5)  # five blocks to merge
+    ours = FeatureTransform(spec).fit(data)
+    assert ours.feature_names == ray_fit.feature_names
+    for mine, theirs in zip(ours.chain.preprocessors, ray_fit.chain.preprocessors):
+        assert mine.stats_.keys() == theirs.stats_.keys()
+        for key, value in theirs.stats_.items():
+            if isinstance(value, float):
+                assert mine.stats_[key] == pytest.approx(value, rel=1e-12), key
+            else:
+                assert dict(mine.stats_[key]) == dict(value) if isinstance(value, dict) else mine.stats_[key] == value, key
+    rows = synthetic.generate(300, seed=8, null_rate=0.1)
+    np.testing.assert_allclose(ours.transform_batch(rows), ray_fit.transform_batch(rows), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(ours.transform_batch(rows), ours.chain_transform(rows))
+
+
 def test_time_split_has_no_leakage():
     df = synthetic.generate(1000, seed=2)
     df.loc[df.index[500:520], "event_time"] = df["event_time"].iloc[500]  # equal timestamps at a boundary
