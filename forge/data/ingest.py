@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from forge.config import ColumnSchema, ForgeConfig
 from forge.data.csv_ranges import line_numbers
 from forge.data.health import excluded_columns, feature_warnings
-from forge.data.loading import filesystem, read_dataset, source_format
+from forge.data.loading import filesystem, local_csv_tables, read_dataset, source_format
 from forge.data.profile import infer_source_schema
 from forge.data.rows import MALFORMED, RAW, REASON, RowValidator, arrow_schema
 from forge.data.validation import DatasetStats, dataset_checks
@@ -143,9 +143,6 @@ def _validate(cfg: ForgeConfig, ws: Workspace, stage: Path, progress, lineage: d
 def _stream(cfg: ForgeConfig, schema: dict[str, ColumnSchema], stage: Path, progress) -> _Pass:
     """One pass: valid rows to stage/data.parquet, quarantined ones (with reasons) to stage/quarantine.parquet."""
     malformed: list[dict] = []  # malformed CSV lines, numbered once the pass is over
-    ds = read_dataset(cfg, schema, keep_malformed=True).map_batches(
-        RowValidator(schema), batch_format="pyarrow", batch_size=None
-    )
     valid_schema = arrow_schema(schema)
     soft = {c: s.categories for c, s in schema.items() if s.categories is not None and s.hard_categories() is None}
     seen = _Pass(DatasetStats(columns=list(schema), categories=soft))
@@ -154,7 +151,7 @@ def _stream(cfg: ForgeConfig, schema: dict[str, ColumnSchema], stage: Path, prog
     with pq.ParquetWriter(stage / "data.parquet", valid_schema, use_dictionary=text) as vw, pq.ParquetWriter(
         stage / QUARANTINE, _QSCHEMA
     ) as qw:
-        for batch in ds.iter_batches(batch_format="pyarrow", batch_size=None):
+        for batch in _tagged_batches(cfg, schema):
             seen.rows_seen += batch.num_rows
             bad_mask = pc.is_valid(batch.column(REASON))
             good = batch.filter(pc.invert(bad_mask))
@@ -176,6 +173,17 @@ def _stream(cfg: ForgeConfig, schema: dict[str, ColumnSchema], stage: Path, prog
             qw.write_table(pa.Table.from_pylist(recs, schema=_QSCHEMA))
             _tally([r["reason"] for r in recs], seen.counts, seen.examples)
     return seen
+
+
+def _tagged_batches(cfg: ForgeConfig, schema: dict[str, ColumnSchema]):
+    """The source's rows tagged by RowValidator: in this process for a small CSV file, else on Ray Data."""
+    validator = RowValidator(schema)
+    local = local_csv_tables(cfg, keep_malformed=True)
+    if local is not None:
+        return (validator(table) for table in local)
+    ds = read_dataset(cfg, schema, keep_malformed=True).map_batches(validator, batch_format="pyarrow",
+                                                                    batch_size=None)
+    return ds.iter_batches(batch_format="pyarrow", batch_size=None)
 
 
 def _report(cfg: ForgeConfig, schema: dict[str, ColumnSchema], seen: _Pass, version: str, schema_json: dict) -> dict:

@@ -82,17 +82,18 @@ def sample(cfg: ForgeConfig, rows: int) -> pd.DataFrame:
     return read_dataset(cfg).limit(rows).to_pandas()
 
 
-def local_csv_tables(cfg: ForgeConfig, max_bytes: int) -> Iterator[pa.Table] | None:
-    """The source's tables read in this process, range by range, for CSV of at most max_bytes; else None.
+def local_csv_tables(cfg: ForgeConfig, keep_malformed: bool = False) -> Iterator[pa.Table] | None:
+    """The source's tables read in this process, range by range, for CSV of at most `data.in_process_bytes`;
+    else None.
 
     Below that size starting Ray tasks costs more than the work (issue 16: 500k rows paid seconds of fixed cost).
-    Malformed lines are skipped: this is for passes that only look.
+    With keep_malformed, malformed lines come as blocks of csv_ranges.MALFORMED records, as from the Ray read.
     """
-    if source_format(cfg) != "csv":
+    if source_format(cfg) != "csv" or cfg.data.in_process_bytes <= 0:
         return None
     fs, path = filesystem(cfg)
-    source = CSVRanges(source_files(fs, path), fs or pafs.LocalFileSystem(), keep_malformed=False, cpus=1)
-    if source.estimate_inmemory_data_size() > max_bytes:
+    source = CSVRanges(source_files(fs, path), fs or pafs.LocalFileSystem(), keep_malformed=keep_malformed, cpus=1)
+    if source.estimate_inmemory_data_size() > cfg.data.in_process_bytes:
         return None
     return source.read_here()
 

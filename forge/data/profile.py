@@ -4,7 +4,7 @@ A sample from the head of a file cannot describe its tail: a time-ordered file
 meets new months, regions and negative values after the sample ends. So types
 are proposed from the first rows and then checked on every row with the
 validator's own parser (`rows._parse`), in one streamed pass of Arrow
-aggregates: in this process for a local CSV file below `_LOCAL_BYTES`, through
+aggregates: in this process for a CSV file of at most `data.in_process_bytes`, through
 Ray Data otherwise. What comes out is a profile (types, nullability, observed
 categories, observed ranges); only `allowed`, `min`, `max` and `strict` that a
 person writes are hard rules, so a schema inferred from a file never
@@ -27,7 +27,6 @@ from forge.errors import UsageError
 
 CATEGORY_LIMIT = 30  # more distinct values than this: free text or an id, not a category
 JUNK_SHARE = 0.01  # a numeric column may hold this share of junk values (quarantined); more is not numeric
-_LOCAL_BYTES = 64 << 20
 _PROFILE = "_forge_profile"
 
 
@@ -181,7 +180,7 @@ def profile_source(cfg: ForgeConfig, kinds: dict[str, str]) -> SourceProfile:
     from forge.data.loading import local_csv_tables, read_dataset
 
     total = SourceProfile(0, {c: ColumnProfile(k) for c, k in kinds.items()})
-    local = local_csv_tables(cfg, _LOCAL_BYTES)
+    local = local_csv_tables(cfg)
     if local is not None:
         for table in local:
             total.merge(profile_table(table, kinds))
