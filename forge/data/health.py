@@ -14,7 +14,7 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
+from scipy.stats import rankdata
 
 from forge.config import ColumnSchema
 
@@ -112,7 +112,17 @@ def _score(x: np.ndarray, positive: np.ndarray | None, target: np.ndarray | None
     if positive is not None:
         if positive.all() or not positive.any():
             return 0.0
-        auc = roc_auc_score(positive, x)
+        auc = binary_auc(positive, x)
         return float(max(auc, 1 - auc))
     corr = np.corrcoef(x, target)[0, 1]
     return 0.0 if np.isnan(corr) else float(corr**2)
+
+
+def binary_auc(positive: np.ndarray, x: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney statistic on average ranks: the value sklearn's roc_auc_score gives, ties
+    included, without its per-call input validation (~5 ms, and the leak check makes hundreds of calls: 1.3 s
+    of a 3.4 s validation of 500k rows)."""
+    ranks = rankdata(x)
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

@@ -172,18 +172,23 @@ class _BatchProfiler:
         return pa.table({_PROFILE: pa.array([pickle.dumps(profile_table(batch, self.kinds))], pa.binary())})
 
 
-def profile_source(cfg: ForgeConfig, kinds: dict[str, str]) -> SourceProfile:
+def profile_source(cfg: ForgeConfig, kinds: dict[str, str], tables: list[pa.Table] | None = None) -> SourceProfile:
     """One pass over every row of the source (in process for a small CSV file, else Ray Data).
+
+    Args:
+        tables: the source already read here (validation reads a small file once for both of its passes).
 
     Malformed lines are skipped here; the validation pass quarantines them.
     """
+    from forge.data.csv_ranges import MALFORMED
     from forge.data.loading import local_csv_tables, read_dataset
 
     total = SourceProfile(0, {c: ColumnProfile(k) for c, k in kinds.items()})
-    local = local_csv_tables(cfg)
+    local = tables if tables is not None else local_csv_tables(cfg)
     if local is not None:
         for table in local:
-            total.merge(profile_table(table, kinds))
+            if MALFORMED not in table.column_names:
+                total.merge(profile_table(table, kinds))
         return total
     ds = read_dataset(cfg).map_batches(
         _BatchProfiler(kinds), batch_format="pyarrow", batch_size=None)
@@ -203,12 +208,14 @@ class InferredSchema:
     notes: dict[str, str]
 
 
-def infer_source_schema(cfg: ForgeConfig, head_rows: int = 5000) -> InferredSchema:
-    """Types proposed from the first rows, then confirmed or widened on every row of the source."""
+def infer_source_schema(cfg: ForgeConfig, head_rows: int = 5000,
+                        tables: list[pa.Table] | None = None) -> InferredSchema:
+    """Types proposed from the first rows, then confirmed or widened on every row of the source (`tables`: the
+    source already read in this process)."""
     from forge.data.loading import sample
 
     kinds = propose_kinds(sample(cfg, head_rows))
-    profile = profile_source(cfg, kinds)
+    profile = profile_source(cfg, kinds, tables)
     schema, notes = settle(profile, cfg.data.target)
     return InferredSchema(schema, profile.rows, profile.sampled, notes)
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from forge.data.health import excluded_columns, feature_warnings
 from forge.data.validation import infer_schema
@@ -48,3 +49,16 @@ def test_baseline_is_the_trivial_model():
     assert baseline("roc_auc", [0, 0, 1], [0, 1, 1, 0], np.array([0, 1]))["value"] == 0.5
     b = baseline("rmse", [1.0, 3.0], [2.0, 4.0])
     assert b == {"name": "mean", "value": np.sqrt(2.0)}
+
+
+def test_binary_auc_is_sklearns_roc_auc_ties_included():
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    from forge.data.health import binary_auc
+
+    rng = np.random.default_rng(1)
+    for n in (10, 500, 5000):
+        positive = rng.random(n) < 0.3
+        for x in (rng.normal(size=n), rng.integers(0, 4, n).astype(float), positive + rng.normal(0, 0.5, n)):
+            assert binary_auc(positive, x) == pytest.approx(roc_auc_score(positive, x), abs=1e-12)
