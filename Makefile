@@ -7,7 +7,7 @@ STAMP := $(VENV)/.forge-installed
 # checkov in its own environment: its dependency pins fight the project's (constraints-tools.txt).
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
-SYSPKGS := prometheus prometheus-pushgateway chromium wrk postgresql
+SYSPKGS := prometheus prometheus-pushgateway prometheus-alertmanager chromium wrk postgresql
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Tools and `python` inside Ray jobs resolve to the project environment.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -27,12 +27,13 @@ $(TOOLS_STAMP): constraints-tools.txt
 	$(TOOLS)/bin/python -m pip install -q -c constraints-tools.txt checkov
 	touch $(TOOLS_STAMP)
 
-# System packages the tests need (Prometheus + promtool, the Pushgateway, headless Chromium, wrk, PostgreSQL for
-# the MLflow server of the cluster-mode test); apt-get when missing.
+# System packages the tests need (Prometheus + promtool, the Pushgateway, Alertmanager + amtool, headless Chromium,
+# wrk, PostgreSQL for the MLflow server of the cluster-mode test); apt-get when missing.
 sysdeps:
 	@missing=""; \
 	command -v prometheus >/dev/null || missing="$$missing prometheus"; \
 	command -v prometheus-pushgateway >/dev/null || missing="$$missing prometheus-pushgateway"; \
+	command -v amtool >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \

@@ -2,13 +2,14 @@
 # Create Forge's Kubernetes Secrets from environment variables (nothing is written to disk).
 # Usage: NAMESPACE=forge-prod FORGE_JWT_SECRET=... RAY_AUTH_TOKEN=... MLFLOW_BACKEND_STORE_URI=... \
 #        MLFLOW_ARTIFACTS_DESTINATION=... MLFLOW_S3_ENDPOINT_URL=... AWS_ACCESS_KEY_ID=... \
-#        AWS_SECRET_ACCESS_KEY=... MLFLOW_AUTH_DATABASE_URI=... MLFLOW_PASSWORD=... scripts/create-secrets.sh
+#        AWS_SECRET_ACCESS_KEY=... MLFLOW_AUTH_DATABASE_URI=... MLFLOW_PASSWORD=... \
+#        ALERT_WEBHOOK_ONCALL=https://... ALERT_WEBHOOK_TEAM=https://... scripts/create-secrets.sh
 # Each Secret goes only where it is used (kuberay/base/secrets.example.yaml says where).
 set -euo pipefail
 ns=${NAMESPACE:?set NAMESPACE}
 : "${FORGE_JWT_SECRET:?}" "${RAY_AUTH_TOKEN:?}" "${MLFLOW_BACKEND_STORE_URI:?}" "${MLFLOW_ARTIFACTS_DESTINATION:?}"
 : "${MLFLOW_S3_ENDPOINT_URL:?}" "${AWS_ACCESS_KEY_ID:?}" "${AWS_SECRET_ACCESS_KEY:?}"
-: "${MLFLOW_AUTH_DATABASE_URI:?}" "${MLFLOW_PASSWORD:?}"
+: "${MLFLOW_AUTH_DATABASE_URI:?}" "${MLFLOW_PASSWORD:?}" "${ALERT_WEBHOOK_ONCALL:?}" "${ALERT_WEBHOOK_TEAM:?}"
 MLFLOW_USERNAME=${MLFLOW_USERNAME:-forge}
 for name in FORGE_JWT_SECRET RAY_AUTH_TOKEN MLFLOW_PASSWORD; do
   if [ "${#name}" -gt 0 ] && [ "$(printenv "$name" | wc -c)" -lt 33 ]; then
@@ -36,3 +37,5 @@ apply forge-mlflow-auth --from-literal=admin-username="$MLFLOW_USERNAME" \
 # ...and the user Forge's Ray pods call it as (the variables MLflow's client reads).
 apply forge-mlflow-client --from-literal=MLFLOW_TRACKING_USERNAME="$MLFLOW_USERNAME" \
   --from-literal=MLFLOW_TRACKING_PASSWORD="$MLFLOW_PASSWORD"
+# Where Alertmanager delivers Forge's alerts, one URL per receiver of kuberay/base/alertmanager-config.yaml.
+apply forge-alert-webhooks --from-literal=oncall="$ALERT_WEBHOOK_ONCALL" --from-literal=team="$ALERT_WEBHOOK_TEAM"

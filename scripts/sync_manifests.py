@@ -3,6 +3,8 @@
 - serve_apps/forge.yaml: the Serve config, its deployment options from the example config's serving section.
 - kuberay/base/rayservice.yaml: serveConfigV2 is serve_apps/forge.yaml, verbatim.
 - kuberay/base/grafana-dashboards.yaml: a ConfigMap of grafana/dashboards/*.json.
+- kuberay/base/alertmanager-config.yaml: alertmanager/alertmanager.yml's routing as an AlertmanagerConfig, each
+  receiver's URL from Secret forge-alert-webhooks (key: the receiver's name).
 
 tests/deploy/test_manifests.py fails when these files are stale: run `python scripts/sync_manifests.py`.
 """
@@ -110,9 +112,41 @@ def grafana_configmap() -> str:
     return HEADER.format(src="grafana/dashboards") + yaml.safe_dump(doc, sort_keys=False)
 
 
+def _matchers(strings: list[str]) -> list[dict]:
+    """Alertmanager's `name="value"` / `name=~"regex"` matchers as the CRD's objects."""
+    out = []
+    for m in strings:
+        op = "=~" if "=~" in m else "!=" if "!=" in m else "="
+        name, value = m.split(op, 1)
+        # equality is the CRD's default (no matchType, no regex); a bare `=` would also read as YAML 1.1's
+        # value tag to PyYAML once kustomize prints it unquoted
+        out.append({"name": name.strip(), "value": value.strip().strip('"'), **({"matchType": op} if op != "=" else {})})
+    return out
+
+
+def alertmanager_config() -> str:
+    am = yaml.safe_load((ROOT / "alertmanager" / "alertmanager.yml").read_text())
+    r = am["route"]
+    times = {"groupWait": r["group_wait"], "groupInterval": r["group_interval"], "repeatInterval": r["repeat_interval"]}
+    routes = [{"matchers": _matchers(x["matchers"]), "receiver": x["receiver"],
+               **{k: x[s] for k, s in (("groupWait", "group_wait"), ("repeatInterval", "repeat_interval")) if s in x}}
+              for x in r["routes"]]
+    receivers = [{"name": x["name"], **({"webhookConfigs": [{
+        "urlSecret": {"name": "forge-alert-webhooks", "key": x["name"]}, "sendResolved": True}]}
+        if x.get("webhook_configs") else {})} for x in am["receivers"]]
+    inhibit = [{"sourceMatch": _matchers(i["source_matchers"]), "targetMatch": _matchers(i["target_matchers"]),
+                "equal": i["equal"]} for i in am["inhibit_rules"]]
+    doc = {"apiVersion": "monitoring.coreos.com/v1alpha1", "kind": "AlertmanagerConfig",
+           # the label kube-prometheus-stack's Alertmanager selects configs by (alertmanagerConfigSelector)
+           "metadata": {"name": "forge", "labels": {"release": "kube-prometheus-stack"}},
+           "spec": {"route": {"receiver": r["receiver"], "groupBy": r["group_by"], **times, "routes": routes},
+                    "inhibitRules": inhibit, "receivers": receivers}}
+    return HEADER.format(src="alertmanager/alertmanager.yml") + yaml.safe_dump(doc, sort_keys=False)
+
+
 # serve_apps/forge.yaml first: rayservice.yaml embeds it.
 FILES = {ROOT / "serve_apps" / "forge.yaml": serve_config, BASE / "rayservice.yaml": rayservice,
-         BASE / "grafana-dashboards.yaml": grafana_configmap}
+         BASE / "grafana-dashboards.yaml": grafana_configmap, BASE / "alertmanager-config.yaml": alertmanager_config}
 
 
 def main() -> int:

@@ -12,7 +12,7 @@ LATENCY_BUCKETS_MS = [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500]
 SCORE_BUCKETS = [0.1 * i for i in range(1, 10)]
 NAMES = ("forge_predictions_total", "forge_prediction_errors_total", "forge_prediction_latency_ms",
          "forge_prediction_score", "forge_feature_drift_score", "forge_dataset_drift_share", "forge_model_info",
-         "forge_estimated_performance", "forge_unknown_category_total")
+         "forge_estimated_performance", "forge_unknown_category_total", "forge_feature_drifted")
 
 
 class ForgeMetrics:
@@ -32,6 +32,10 @@ class ForgeMetrics:
         self.feature_drift = m.Gauge("forge_feature_drift_score", description="Drift statistic per feature.",
                                      tag_keys=("feature",))
         self.drift_share = m.Gauge("forge_dataset_drift_share", description="Share of drifted features.")
+        # The verdict beside the statistic: a threshold on forge_feature_drift_score would mean a different thing
+        # for each test (KS distance, PSI, a p-value), so alerts fire on this one (ForgeFeatureDrift).
+        self.feature_drifted = m.Gauge("forge_feature_drifted", description="1 when the feature's drift test "
+                                       "says drifted on the live window, else 0.", tag_keys=("model", "feature"))
         self.estimated_performance = m.Gauge(
             "forge_estimated_performance", description="Label-free (CBPE) estimate of the champion's live metric, "
             "from its calibrated probabilities over the drift window.", tag_keys=("model", "version", "metric"))

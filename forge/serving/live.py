@@ -69,6 +69,8 @@ class LiveMonitor:
             for name, f in res["features"].items():
                 if f["statistic"] is not None:
                     self.metrics.feature_drift.set(f["statistic"], tags={"feature": name})
+                self.metrics.feature_drifted.set(1.0 if f["drifted"] else 0.0,
+                                                 tags={"model": self.registry.name, "feature": name})
             self.metrics.drift_share.set(res["drift_share"])
             if len(scores) >= MIN_ROWS:
                 self._estimate(scores, version)

@@ -329,12 +329,14 @@ def test_every_referenced_secret_is_created_by_the_script_and_documented(built):
     text = yaml.safe_dump_all(docs)
     referenced = set(re.findall(r"secretName: ([a-z0-9-]+)", text)) | set(re.findall(
         r"secretKeyRef:\s*\n\s*key: [^\n]+\n\s*name: ([a-z0-9-]+)", text)) | set(re.findall(
-            r"secretRef:\s*\n\s*name: ([a-z0-9-]+)", text))
+            r"secretRef:\s*\n\s*name: ([a-z0-9-]+)", text)) | set(
+                re.findall(r"urlSecret:\s*\n\s*key: [^\n]+\n\s*name: ([a-z0-9-]+)", text))
     referenced.discard("forge-tls")  # issued by cert-manager (serve-edge.yaml's annotation)
     script = (ROOT / "scripts" / "create-secrets.sh").read_text()
     example = {d["metadata"]["name"] for d in yaml.safe_load_all((ROOT / "kuberay" / "base" /
                                                                   "secrets.example.yaml").read_text())}
-    assert {"forge-jwt", "forge-ray-token", "forge-mlflow-auth", "forge-mlflow-client"} <= referenced, referenced
+    assert {"forge-jwt", "forge-ray-token", "forge-mlflow-auth", "forge-mlflow-client",
+            "forge-alert-webhooks"} <= referenced, referenced
     for name in referenced:
         assert f"apply {name} " in script, f"scripts/create-secrets.sh does not create {name}"
         assert name in example, f"secrets.example.yaml does not describe {name}"

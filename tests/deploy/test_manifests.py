@@ -22,6 +22,8 @@ CRDS = {
     ("monitoring.coreos.com/v1", "PodMonitor"): "prometheus-operator/monitoring.coreos.com_podmonitors.yaml",
     ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheus-operator/monitoring.coreos.com_prometheusrules.yaml",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "prometheus-operator/monitoring.coreos.com_servicemonitors.yaml",
+    ("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig"):
+        "prometheus-operator/monitoring.coreos.com_alertmanagerconfigs.yaml",
     ("kueue.x-k8s.io/v1beta2", "ResourceFlavor"): "kueue/kueue.x-k8s.io_resourceflavors.yaml",
     ("kueue.x-k8s.io/v1beta2", "ClusterQueue"): "kueue/kueue.x-k8s.io_clusterqueues.yaml",
     ("kueue.x-k8s.io/v1beta2", "LocalQueue"): "kueue/kueue.x-k8s.io_localqueues.yaml",
@@ -71,7 +73,7 @@ def test_every_object_validates(built):
     kinds = {d["kind"] for d in docs}
     assert {"RayCluster", "RayJob", "RayService", "PodMonitor", "PrometheusRule", "Deployment", "Service",
             "NetworkPolicy", "ServiceAccount", "Role", "RoleBinding", "CronJob", "ConfigMap", "Ingress",
-            "PodDisruptionBudget", "ResourceFlavor", "ClusterQueue", "LocalQueue"} <= kinds
+            "PodDisruptionBudget", "ResourceFlavor", "ClusterQueue", "LocalQueue", "AlertmanagerConfig"} <= kinds
     for doc in docs:
         key = (doc["apiVersion"], doc["kind"])
         if key in CRDS:

@@ -20,7 +20,7 @@ def test_promtool_check_rules(tmp_path):
     promtool = require_binary("promtool")
     r = subprocess.run([promtool, "check", "rules", str(_extract(tmp_path))], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "6 rules found" in r.stdout
+    assert "7 rules found" in r.stdout
 
 
 def test_promtool_unit_tests_cover_every_alert(tmp_path):

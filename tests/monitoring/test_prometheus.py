@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 FORGE_METRICS = ["ray_forge_predictions_total", "ray_forge_prediction_errors_total",
                  "ray_forge_prediction_latency_ms_bucket", "ray_forge_prediction_score_bucket",
                  "ray_forge_feature_drift_score", "ray_forge_dataset_drift_share", "ray_forge_model_info",
-                 "ray_forge_estimated_performance", "ray_forge_unknown_category_total"]
+                 "ray_forge_estimated_performance", "ray_forge_unknown_category_total", "ray_forge_feature_drifted"]
 
 
 def _loopback_targets(sd_file: Path, out: Path) -> None:
