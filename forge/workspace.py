@@ -87,14 +87,19 @@ class Workspace:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def prediction_folder(self, cfg: ForgeConfig) -> Location:
+        """Where the prediction log's Parquet parts are: monitoring.prediction_log.path, else predictions/<name>.
+        Every reader (drift, labels, A/B, retraining) and the writer go through here."""
+        custom = cfg.monitoring.prediction_log.path
+        return Location.of(cfg.resolve(custom), cfg.object_store.endpoint_url, cfg.object_store.region) \
+            if custom else self.predictions(cfg.name)
+
     def prediction_log(self, cfg: ForgeConfig) -> tuple[Location, Path]:
         """(where the prediction log's Parquet parts go, this node's folder for its write-ahead segments).
 
         Object stores have no append and no lock: with a remote log the segments stay on this node's disk.
         """
-        custom = cfg.monitoring.prediction_log.path
-        folder = Location.of(cfg.resolve(custom), cfg.object_store.endpoint_url, cfg.object_store.region) \
-            if custom else self.predictions(cfg.name)
+        folder = self.prediction_folder(cfg)
         return folder, Path(folder.path) if folder.is_local else self.local_dir("wal", cfg.name)
 
     def staging(self) -> Path:

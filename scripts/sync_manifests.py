@@ -124,16 +124,25 @@ def _matchers(strings: list[str]) -> list[dict]:
     return out
 
 
+def _webhook(name: str, hook: dict) -> dict:
+    """A receiver's webhook: its URL (and a bearer token, where it has one) from Secret forge-alert-webhooks."""
+    out = {"urlSecret": {"name": "forge-alert-webhooks", "key": name}, "sendResolved": hook["send_resolved"]}
+    if "authorization" in hook.get("http_config", {}):
+        out["httpConfig"] = {"authorization": {"type": "Bearer", "credentials": {
+            "name": "forge-alert-webhooks", "key": f"{name}-token"}}}
+    return out
+
+
 def alertmanager_config() -> str:
     am = yaml.safe_load((ROOT / "alertmanager" / "alertmanager.yml").read_text())
     r = am["route"]
     times = {"groupWait": r["group_wait"], "groupInterval": r["group_interval"], "repeatInterval": r["repeat_interval"]}
-    routes = [{"matchers": _matchers(x["matchers"]), "receiver": x["receiver"],
-               **{k: x[s] for k, s in (("groupWait", "group_wait"), ("repeatInterval", "repeat_interval")) if s in x}}
+    keys = (("groupWait", "group_wait"), ("repeatInterval", "repeat_interval"), ("groupBy", "group_by"),
+            ("continue", "continue"))
+    routes = [{"matchers": _matchers(x["matchers"]), "receiver": x["receiver"], **{k: x[s] for k, s in keys if s in x}}
               for x in r["routes"]]
-    receivers = [{"name": x["name"], **({"webhookConfigs": [{
-        "urlSecret": {"name": "forge-alert-webhooks", "key": x["name"]}, "sendResolved": True}]}
-        if x.get("webhook_configs") else {})} for x in am["receivers"]]
+    receivers = [{"name": x["name"], **({"webhookConfigs": [_webhook(x["name"], x["webhook_configs"][0])]}
+                                        if x.get("webhook_configs") else {})} for x in am["receivers"]]
     inhibit = [{"sourceMatch": _matchers(i["source_matchers"]), "targetMatch": _matchers(i["target_matchers"]),
                 "equal": i["equal"]} for i in am["inhibit_rules"]]
     doc = {"apiVersion": "monitoring.coreos.com/v1alpha1", "kind": "AlertmanagerConfig",

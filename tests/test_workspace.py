@@ -128,3 +128,21 @@ def test_commands_fail_at_once_naming_the_setting_and_the_endpoint(bucket, tmp_p
         for w in words:
             assert w in r.stderr.replace("\n", " "), r.stderr
     assert not (tmp_path / ".forge").exists()
+
+
+def test_a_custom_prediction_log_path_is_where_writer_and_readers_look(tmp_path):
+    from forge.config import ForgeConfig
+
+    cfg = ForgeConfig.model_validate({"name": "churn", "workspace": str(tmp_path / "ws"),
+                                      "data": {"source": "d.csv", "target": "y"},
+                                      "monitoring": {"prediction_log": {"path": str(tmp_path / "elsewhere")}}})
+    ws = Workspace.from_config(cfg)
+    assert ws.prediction_log(cfg)[0].path == ws.prediction_folder(cfg).path == str(tmp_path / "elsewhere")
+    import forge.monitoring.ab
+    import forge.monitoring.labels
+    import forge.monitoring.monitor
+    import forge.pipelines.retrain
+
+    for module in (forge.monitoring.ab, forge.monitoring.labels, forge.monitoring.monitor, forge.pipelines.retrain):
+        source = open(module.__file__).read()  # every reader: no other way to the log's folder
+        assert ".predictions(cfg.name)" not in source, module.__name__

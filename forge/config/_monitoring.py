@@ -51,6 +51,19 @@ class MonitoringConfig(_Strict):
     )
 
 
+class AlertTriggerConfig(_Strict):
+    alertnames: list[str] = Field(
+        default_factory=lambda: ["ForgeFeatureDrift", "ForgeDriftShareHigh"],
+        description="Firing alerts (POST /v1/alerts, Alertmanager's webhook) that start a retraining check "
+                    "(--if-drift --if-decay) as a Ray job.")
+    dedup_window_s: float = Field(
+        3600, gt=0, description="At most one retraining check per Alertmanager group key in each window of this "
+                                "many seconds (the Ray job's submission id carries both).")
+    job_address: str | None = Field(
+        None, description="Ray Jobs API the check is submitted to (e.g. http://forge-head-svc:8265 on KubeRay: "
+                          "the training cluster); default: the cluster the app runs on.")
+
+
 class RetrainingConfig(_Strict):
     triggers: list[Literal["drift", "schedule", "performance", "manual"]] = Field(
         default_factory=lambda: ["drift", "manual"], description="What may start a retraining."
@@ -75,6 +88,8 @@ class RetrainingConfig(_Strict):
         0.3, description="Share of the newest labelled rows kept out of training: the gate judges both models on them."
     )
     min_labelled: int = Field(50, description="Labelled predictions needed before the live metric counts.")
+    alerts: AlertTriggerConfig = Field(default_factory=AlertTriggerConfig,
+                                       description="Retraining checks started by Alertmanager's webhook.")
 
     @field_validator("schedule")
     @classmethod

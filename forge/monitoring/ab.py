@@ -51,7 +51,7 @@ def compare(control: np.ndarray, treatment: np.ndarray, kind: str, alpha: float 
 def ab_report(cfg: ForgeConfig) -> dict:
     """Per-variant traffic, SRM, primary metric from delayed labels, latency guardrail and a verdict."""
     ws = Workspace.from_config(cfg)
-    log = read_log(ws.predictions(cfg.name))
+    log = read_log(ws.prediction_folder(cfg))
     log = log[log["variant"] != "shadow"] if len(log) else log
     variants = cfg.serving.traffic.variants
     if len(variants) < 2:

@@ -116,7 +116,7 @@ def live_performance(cfg, window: int | None = None) -> LivePerformance:
     mv = registry.model_version(version)
     metric = mv.tags.get("forge.metric", "").partition("=")[0] or cfg.training.metric
     test_value = registry.run(mv.run_id).data.metrics.get(f"test_{metric}")
-    log = read_log(ws.predictions(cfg.name))
+    log = read_log(ws.prediction_folder(cfg))
     joined = join_labels(log[log["variant"] != "shadow"], read_labels(ws.labels(cfg.name))) if len(log) else log
     window = window or cfg.retraining.performance_window
     per_variant, mine, live = {}, joined, None

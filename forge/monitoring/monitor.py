@@ -50,7 +50,7 @@ def current_window(cfg: ForgeConfig, current: str | None, last: int | None = Non
     """
     if current and current != "log":
         return read_table(current), current
-    folder = Workspace.from_config(cfg).predictions(cfg.name)
+    folder = Workspace.from_config(cfg).prediction_folder(cfg)
     since_s = None if last else (since_s or cfg.monitoring.drift.window_s)
     start = pd.Timestamp.now(tz="UTC").tz_localize(None) - pd.Timedelta(seconds=since_s) if since_s else None
     df = read_log(folder, since=start)

@@ -27,7 +27,7 @@ from forge.workspace import Workspace
 def labelled_recent(cfg: ForgeConfig) -> pd.DataFrame:
     """Prediction-log rows of the served variants that have a delayed label, as training rows."""
     ws = Workspace.from_config(cfg)
-    log = read_log(ws.predictions(cfg.name))
+    log = read_log(ws.prediction_folder(cfg))
     if log.empty:
         return log
     log = log[log["variant"] != "shadow"]
@@ -142,6 +142,8 @@ def retrain(cfg: ForgeConfig, if_drift: bool = False, reason: str | None = None,
     triggered, why, drift = check_trigger(cfg, if_drift, reason, if_decay)
     say(f"retrain: {'triggered' if triggered else 'not triggered'} ({why})")
     if not triggered:
+        if reason:  # someone asked (an alert, a schedule): the check and its outcome are on record
+            _record_check(cfg, reason, why)
         return RetrainResult(False, why)
     ws = Workspace.from_config(cfg)
     base = original_version(ws, cfg.name)
@@ -164,13 +166,24 @@ def retrain(cfg: ForgeConfig, if_drift: bool = False, reason: str | None = None,
     finally:
         staged.unlink()
     say(f"retrain: data version {v.dataset.version} ({v.rows_valid} rows, parent {base.version})")
-    tags = {"forge.retrain.trigger": why, "forge.retrain.parent_data_version": base.version}
+    tags = {"forge.retrain.trigger": why, "forge.retrain.parent_data_version": base.version,
+            **({"forge.retrain.reason": reason} if reason else {})}
     if drift:
         tags["forge.retrain.drift_report"] = drift.report_path
     out = train(rcfg, v.dataset.version, say=say, extra_tags=tags, gate_frame=gate_frame)
     with mlflow.start_run(run_id=out.run_id):
         mlflow.set_tags({"forge.retrain.challenger": out.model_version,
-                         "forge.retrain.champion_before": str(out.gate.champion_version)})
+                         "forge.retrain.champion_before": str(out.gate.champion_version),
+                         "forge.retrain.outcome": "promoted" if out.promoted else "kept the champion (gate)"})
         mlflow.log_dict({"trigger": why, "drift": drift.to_dict() if drift else None, "gate": out.gate.to_dict()},
                         "retrain/decision.json")
     return RetrainResult(True, why, out.model_version, out.promoted, out.gate, v.dataset.version, out.run_id, drift)
+
+
+def _record_check(cfg: ForgeConfig, reason: str, why: str) -> None:
+    """A check that did not retrain, as a short MLflow run of the project: who asked, and why nothing ran."""
+    from forge.training import tracking
+
+    with mlflow.start_run(experiment_id=tracking.setup(cfg), run_name="retrain-check"):
+        mlflow.set_tags({"forge.retrain.reason": reason, "forge.retrain.trigger": why,
+                         "forge.retrain.outcome": "not triggered"})

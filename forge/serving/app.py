@@ -20,6 +20,7 @@ from ray import serve
 from forge.config import ForgeConfig, ServingConfig
 from forge.monitoring.metrics import process_metrics
 from forge.serving import schemas
+from forge.serving.alerts import start_retraining
 from forge.serving.auth import Settings, require
 from forge.serving.limits import BodyLimit
 from forge.serving.online import MissingFeatures
@@ -76,17 +77,21 @@ def _clean(errors: list[dict]) -> list[dict]:
     return [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors]
 
 
+def _body_models(cfg: ForgeConfig, input_schema: dict | None) -> tuple[type, type]:
+    """The /v1/predict and /v1/labels body models: typed by the champion's schema when there is one."""
+    entity = cfg.data.entity if cfg.features.online.enabled else None
+    limit = cfg.serving.max_string_length
+    instance = schemas.instance_model(input_schema, entity=entity, max_string_length=limit) \
+        if input_schema is not None else schemas.any_instance(limit)
+    return schemas.request_model(instance, cfg.serving.max_instances), schemas.labels_model(cfg.serving.max_labels)
+
+
 def _ingress(api: FastAPI, cfg: ForgeConfig, settings: Settings, input_schema: dict | None):
     """The ingress class: FastAPI routes over a ForgeReplica."""
     from forge.serving.replica import ForgeReplica, client_request_id
 
-    online = cfg.features.online.enabled
     typed = input_schema is not None  # no champion at build time: rows are checked by the replica once one loads
-    Instance = schemas.instance_model(input_schema, entity=cfg.data.entity if online else None,
-                                      max_string_length=cfg.serving.max_string_length) if typed \
-        else schemas.any_instance(cfg.serving.max_string_length)
-    RequestModel = schemas.request_model(Instance, cfg.serving.max_instances)
-    LabelsModel = schemas.labels_model(cfg.serving.max_labels)
+    RequestModel, LabelsModel = _body_models(cfg, input_schema)
     predict_dep, admin_dep = require(settings, "predict"), require(settings, "admin")
 
     @serve.ingress(api)
@@ -123,6 +128,11 @@ def _ingress(api: FastAPI, cfg: ForgeConfig, settings: Settings, input_schema: d
         @api.post("/v1/labels", dependencies=[Depends(_json_body)])
         def labels(self, body: LabelsModel, claims: dict = Depends(admin_dep)) -> dict:  # type: ignore[valid-type]
             return self.accept_labels(body.model_dump()["labels"])
+
+        @api.post("/v1/alerts", dependencies=[Depends(_json_body)])
+        def alerts(self, body: schemas.AlertWebhook, claims: dict = Depends(admin_dep)) -> dict:
+            """Alertmanager's webhook: a firing drift alert starts a retraining check as a Ray job (admin)."""
+            return start_retraining(self.cfg, body, str(claims.get("sub", "anonymous")))
 
         @api.post("/v2/models/{model_name}/infer", dependencies=[Depends(_json_body)])
         async def infer_v2(self, model_name: str, body: schemas.InferRequest,

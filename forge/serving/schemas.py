@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
@@ -159,6 +159,27 @@ class InferRequest(BaseModel):
             raise ValueError(f"inputs: every input needs the same number of values (got {sorted(lengths)})")
         n = lengths.pop()
         return [{i.name: i.data[r] for i in self.inputs} for r in range(n)]
+
+
+class Alert(BaseModel):
+    """One alert of Alertmanager's webhook payload (the fields Forge reads; others are ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+    status: Literal["firing", "resolved"]
+    labels: dict[Annotated[str, Field(max_length=128)], Annotated[str, Field(max_length=1024)]] = Field(max_length=64)
+    annotations: dict[str, Annotated[str, Field(max_length=4096)]] = Field(default_factory=dict, max_length=64)
+    fingerprint: str | None = Field(None, max_length=64)
+
+
+class AlertWebhook(BaseModel):
+    """Alertmanager's webhook body (version 4): one notification of one alert group."""
+
+    model_config = ConfigDict(extra="ignore")
+    version: str = Field(max_length=8)
+    groupKey: str = Field(max_length=1024)  # noqa: N815 (Alertmanager's field name)
+    status: Literal["firing", "resolved"]
+    receiver: str = Field(max_length=256)
+    alerts: list[Alert] = Field(min_length=1, max_length=1000)
 
 
 class ModelRef(BaseModel):

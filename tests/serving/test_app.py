@@ -62,6 +62,9 @@ def test_auth_matrix_on_every_protected_route(served, auth_headers):
         f"/v2/models/{cfg.name}/infer": ("POST", v2, "predict"),
         "/v1/models": ("GET", None, "predict"),
         "/v1/labels": ("POST", {"labels": [{"request_id": "r1", "label": 1}]}, "admin"),
+        # an alert nothing watches: accepted, and no retraining starts
+        "/v1/alerts": ("POST", {"version": "4", "groupKey": "g", "status": "firing", "receiver": "forge",
+                                "alerts": [{"status": "firing", "labels": {"alertname": "SomethingElse"}}]}, "admin"),
     }
     refused = {
         "no header": {},

@@ -57,7 +57,7 @@ def test_docs_are_off_in_production_unless_asked(docs, dev, auth, expected):
 def test_oversized_bodies_are_413_without_a_token(served):
     cfg, url = served
     big = b'{"instances": [' + b" " * (cfg.serving.max_body_bytes + 10) + b"]}"
-    for path in ("/v1/predict", f"/v2/models/{cfg.name}/infer", "/v1/labels"):
+    for path in ("/v1/predict", f"/v2/models/{cfg.name}/infer", "/v1/labels", "/v1/alerts"):
         r = httpx.post(f"{url}{path}", content=big, headers={"content-type": "application/json"}, timeout=60)
         assert r.status_code == 413, (path, r.status_code, r.text[:200])
     # a lying Content-Length on a raw socket: refused from the header alone, before the body arrives

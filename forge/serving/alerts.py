@@ -1,0 +1,55 @@
+"""Alerts that close the loop: Alertmanager's webhook starts a retraining check as a Ray job.
+
+The check (`forge retrain --if-drift --if-decay`) runs as a Ray job, never inside the request: it validates,
+trains and gates for minutes. The job's submission id is made of the project, the alert group and the time
+window, and Ray refuses a second job with the same id, so one group starts at most one check per window,
+whichever replica took the webhook and however often Alertmanager repeats it. The reason handed to the job
+(which alert, which group, which token's subject) is recorded on the MLflow run with the outcome.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import sys
+import time
+from typing import Any
+
+from forge.config import ForgeConfig
+from forge.serving.schemas import AlertWebhook
+
+
+def _submission_id(cfg: ForgeConfig, group_key: str, now: float) -> str:
+    window = int(now // cfg.retraining.alerts.dedup_window_s)
+    digest = hashlib.sha256(group_key.encode()).hexdigest()[:16]
+    return f"forge-retrain-{cfg.name}-{digest}-{window}"
+
+
+def start_retraining(cfg: ForgeConfig, body: AlertWebhook, who: str, client: Any = None,
+                     now: float | None = None) -> dict:
+    """Submit the retraining check a firing group of watched alerts asks for; says what it did.
+
+    Args:
+        client: a `ray.job_submission.JobSubmissionClient` (default: one for `retraining.alerts.job_address`).
+    """
+    watched = cfg.retraining.alerts.alertnames
+    names = sorted({a.labels.get("alertname", "") for a in body.alerts if a.status == "firing"} & set(watched))
+    if body.status != "firing" or not names:
+        return {"started": False, "job": None, "detail": f"no firing alert of {', '.join(watched)}"}
+    job = _submission_id(cfg, body.groupKey, time.time() if now is None else now)
+    reason = f"alert {','.join(names)} (group {body.groupKey}) from {who}"
+    entrypoint = shlex.join([sys.executable, "-m", "forge.cli", "retrain", "-c", str(cfg.config_path),
+                             "--if-drift", "--if-decay", "--reason", reason, "--json"])
+    if client is None:
+        from ray.job_submission import JobSubmissionClient
+
+        client = JobSubmissionClient(cfg.retraining.alerts.job_address)
+    try:
+        client.submit_job(entrypoint=entrypoint, submission_id=job,
+                          metadata={"forge.trigger": "alert", "forge.alerts": ",".join(names),
+                                    "forge.group_key": body.groupKey})
+    except RuntimeError as e:
+        if "already exists" not in str(e):
+            raise
+        return {"started": False, "job": job, "detail": "this alert group already started a check in this window"}
+    return {"started": True, "job": job, "detail": reason}

@@ -1,0 +1,57 @@
+"""forge/serving/alerts.py: which webhook bodies start a retraining check, and the one-per-group-and-window rule.
+(The real path, Prometheus -> Alertmanager -> /v1/alerts -> a Ray job -> the gate, is in
+tests/monitoring/test_alerting.py; here a recording client stands in for Ray's Jobs API.)"""
+
+import shlex
+
+from forge.config import ForgeConfig
+from forge.serving.alerts import start_retraining
+from forge.serving.schemas import AlertWebhook
+
+
+class _Jobs:
+    """Ray's Jobs API as far as submission ids go: a second job with the same id is refused."""
+
+    def __init__(self):
+        self.submitted: dict[str, str] = {}
+
+    def submit_job(self, entrypoint: str, submission_id: str, metadata: dict) -> str:
+        if submission_id in self.submitted:
+            raise RuntimeError(f"Job with submission_id {submission_id} already exists.")
+        self.submitted[submission_id] = entrypoint
+        return submission_id
+
+
+def _cfg() -> ForgeConfig:
+    cfg = ForgeConfig.model_validate({"name": "churn", "data": {"source": "d.csv", "target": "y"},
+                                      "retraining": {"alerts": {"dedup_window_s": 600}}})
+    cfg.config_path = __import__("pathlib").Path("/srv/project/forge.yaml")
+    return cfg
+
+
+def _body(alertname="ForgeFeatureDrift", status="firing", group='{}:{application="churn"}; rm -rf /'):
+    return AlertWebhook.model_validate({"version": "4", "groupKey": group, "status": status, "receiver": "forge",
+                                        "alerts": [{"status": status, "labels": {"alertname": alertname}}]})
+
+
+def test_a_firing_watched_alert_starts_one_check_per_group_and_window():
+    jobs, cfg = _Jobs(), _cfg()
+    first = start_retraining(cfg, _body(), "alertmanager", jobs, now=1_000)
+    assert first["started"] and len(jobs.submitted) == 1
+    argv = shlex.split(jobs.submitted[first["job"]])  # the group key stays one quoted argument
+    assert argv[1:4] == ["-m", "forge.cli", "retrain"] and "--if-drift" in argv and "--if-decay" in argv
+    assert argv[argv.index("--reason") + 1] == ('alert ForgeFeatureDrift (group {}:{application="churn"}; rm -rf /) '
+                                                'from alertmanager')
+    again = start_retraining(cfg, _body(), "alertmanager", jobs, now=1_150)  # 1,000 and 1,150 s: window 1 of 600 s
+    assert not again["started"] and again["job"] == first["job"] and len(jobs.submitted) == 1
+    other_group = start_retraining(cfg, _body(group="{}:{application=\"b\"}"), "alertmanager", jobs, now=1_150)
+    later = start_retraining(cfg, _body(), "alertmanager", jobs, now=1_900)  # window 3
+    assert other_group["started"] and later["started"] and len(jobs.submitted) == 3
+
+
+def test_resolved_or_unwatched_alerts_start_nothing():
+    jobs, cfg = _Jobs(), _cfg()
+    for body in (_body(status="resolved"), _body(alertname="ForgeHighLatencyP99")):
+        out = start_retraining(cfg, body, "alertmanager", jobs, now=1_000)
+        assert not out["started"] and out["job"] is None
+    assert jobs.submitted == {}
