@@ -3,15 +3,13 @@
 # Usage: NAMESPACE=forge-prod FORGE_JWT_SECRET=... RAY_AUTH_TOKEN=... MLFLOW_BACKEND_STORE_URI=... \
 #        MLFLOW_ARTIFACTS_DESTINATION=... MLFLOW_S3_ENDPOINT_URL=... AWS_ACCESS_KEY_ID=... \
 #        AWS_SECRET_ACCESS_KEY=... MLFLOW_AUTH_DATABASE_URI=... MLFLOW_PASSWORD=... \
-#        ALERT_WEBHOOK_ONCALL=https://... ALERT_WEBHOOK_TEAM=https://... FORGE_PUBLIC_URL=https://... \
-#        FORGE_ALERT_TOKEN=$(forge token create --scope admin --ttl ...) scripts/create-secrets.sh
+#        ALERT_WEBHOOK_ONCALL=https://... ALERT_WEBHOOK_TEAM=https://... scripts/create-secrets.sh
 # Each Secret goes only where it is used (kuberay/base/secrets.example.yaml says where).
 set -euo pipefail
 ns=${NAMESPACE:?set NAMESPACE}
 : "${FORGE_JWT_SECRET:?}" "${RAY_AUTH_TOKEN:?}" "${MLFLOW_BACKEND_STORE_URI:?}" "${MLFLOW_ARTIFACTS_DESTINATION:?}"
 : "${MLFLOW_S3_ENDPOINT_URL:?}" "${AWS_ACCESS_KEY_ID:?}" "${AWS_SECRET_ACCESS_KEY:?}"
 : "${MLFLOW_AUTH_DATABASE_URI:?}" "${MLFLOW_PASSWORD:?}" "${ALERT_WEBHOOK_ONCALL:?}" "${ALERT_WEBHOOK_TEAM:?}"
-: "${FORGE_PUBLIC_URL:?}" "${FORGE_ALERT_TOKEN:?}"
 MLFLOW_USERNAME=${MLFLOW_USERNAME:-forge}
 for name in FORGE_JWT_SECRET RAY_AUTH_TOKEN MLFLOW_PASSWORD; do
   if [ "${#name}" -gt 0 ] && [ "$(printenv "$name" | wc -c)" -lt 33 ]; then
@@ -40,5 +38,4 @@ apply forge-mlflow-auth --from-literal=admin-username="$MLFLOW_USERNAME" \
 apply forge-mlflow-client --from-literal=MLFLOW_TRACKING_USERNAME="$MLFLOW_USERNAME" \
   --from-literal=MLFLOW_TRACKING_PASSWORD="$MLFLOW_PASSWORD"
 # Where Alertmanager delivers Forge's alerts, one URL per receiver of kuberay/base/alertmanager-config.yaml.
-apply forge-alert-webhooks --from-literal=oncall="$ALERT_WEBHOOK_ONCALL" --from-literal=team="$ALERT_WEBHOOK_TEAM" \
-  --from-literal=forge="$FORGE_PUBLIC_URL/v1/alerts" --from-literal=forge-token="$FORGE_ALERT_TOKEN"
+apply forge-alert-webhooks --from-literal=oncall="$ALERT_WEBHOOK_ONCALL" --from-literal=team="$ALERT_WEBHOOK_TEAM"

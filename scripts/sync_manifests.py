@@ -139,10 +139,14 @@ def alertmanager_config() -> str:
     times = {"groupWait": r["group_wait"], "groupInterval": r["group_interval"], "repeatInterval": r["repeat_interval"]}
     keys = (("groupWait", "group_wait"), ("repeatInterval", "repeat_interval"), ("groupBy", "group_by"),
             ("continue", "continue"))
+    # Not on Kubernetes: Forge's own receiver (/v1/alerts). Its Ray job would go from a Serve pod to the training
+    # cluster's Jobs API (8265), which the NetworkPolicies keep to the operator and the submitters; the
+    # retraining CronJob checks drift and decay there instead (README, "Alerts").
     routes = [{"matchers": _matchers(x["matchers"]), "receiver": x["receiver"], **{k: x[s] for k, s in keys if s in x}}
-              for x in r["routes"]]
+              for x in r["routes"] if x["receiver"] != "forge"]
     receivers = [{"name": x["name"], **({"webhookConfigs": [_webhook(x["name"], x["webhook_configs"][0])]}
-                                        if x.get("webhook_configs") else {})} for x in am["receivers"]]
+                                        if x.get("webhook_configs") else {})} for x in am["receivers"]
+                 if x["name"] != "forge"]
     inhibit = [{"sourceMatch": _matchers(i["source_matchers"]), "targetMatch": _matchers(i["target_matchers"]),
                 "equal": i["equal"]} for i in am["inhibit_rules"]]
     doc = {"apiVersion": "monitoring.coreos.com/v1alpha1", "kind": "AlertmanagerConfig",

@@ -15,6 +15,8 @@ import sys
 import time
 from typing import Any
 
+from fastapi import HTTPException
+
 from forge.config import ForgeConfig
 from forge.serving.schemas import AlertWebhook
 
@@ -40,16 +42,17 @@ def start_retraining(cfg: ForgeConfig, body: AlertWebhook, who: str, client: Any
     reason = f"alert {','.join(names)} (group {body.groupKey}) from {who}"
     entrypoint = shlex.join([sys.executable, "-m", "forge.cli", "retrain", "-c", str(cfg.config_path),
                              "--if-drift", "--if-decay", "--reason", reason, "--json"])
-    if client is None:
-        from ray.job_submission import JobSubmissionClient
-
-        client = JobSubmissionClient(cfg.retraining.alerts.job_address)
     try:
+        if client is None:  # it connects here: an unreachable address fails as a submission does
+            from ray.job_submission import JobSubmissionClient
+
+            client = JobSubmissionClient(cfg.retraining.alerts.job_address)
         client.submit_job(entrypoint=entrypoint, submission_id=job,
                           metadata={"forge.trigger": "alert", "forge.alerts": ",".join(names),
                                     "forge.group_key": body.groupKey})
-    except RuntimeError as e:
-        if "already exists" not in str(e):
-            raise
-        return {"started": False, "job": job, "detail": "this alert group already started a check in this window"}
+    except (RuntimeError, ConnectionError) as e:
+        if "already exists" in str(e):
+            return {"started": False, "job": job, "detail": "this alert group already started a check in this window"}
+        # Alertmanager retries a 5xx; a 503 says the Jobs API, not the request, is the problem
+        raise HTTPException(503, f"cannot submit the retraining check to the Ray Jobs API: {e}") from None
     return {"started": True, "job": job, "detail": reason}

@@ -55,3 +55,27 @@ def test_resolved_or_unwatched_alerts_start_nothing():
         out = start_retraining(cfg, body, "alertmanager", jobs, now=1_000)
         assert not out["started"] and out["job"] is None
     assert jobs.submitted == {}
+
+
+def test_an_unreachable_jobs_api_is_a_503_not_a_500():
+    import pytest
+    from fastapi import HTTPException
+
+    class Down:
+        def submit_job(self, **kwargs):
+            raise ConnectionError("Failed to connect to Ray at address: http://forge-head-svc:8265")
+
+    with pytest.raises(HTTPException) as e:
+        start_retraining(_cfg(), _body(), "alertmanager", Down(), now=1_000)
+    assert e.value.status_code == 503 and "forge-head-svc:8265" in e.value.detail
+
+
+def test_a_jobs_api_address_that_does_not_answer_is_a_503():
+    import pytest
+    from fastapi import HTTPException
+
+    cfg = _cfg()
+    cfg.retraining.alerts.job_address = "http://127.0.0.1:9"  # nothing listens on the discard port
+    with pytest.raises(HTTPException) as e:
+        start_retraining(cfg, _body(), "alertmanager", now=1_000)
+    assert e.value.status_code == 503
