@@ -34,7 +34,7 @@ def test_drift_cli_on_shifted_data_and_html_in_chromium(trained_project, tmp_pat
     shot = tmp_path / "shot.png"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'chrome'}", "--window-size=1200,1600"]
+             f"--user-data-dir={tmp_path / 'chrome'}", "--window-size=1280,1600"]
     r = subprocess.run([chromium, *flags, f"--screenshot={shot}", html.as_uri()], capture_output=True, text=True,
                        timeout=120)
     assert shot.exists() and shot.stat().st_size > 20_000, r.stderr[-1000:]
@@ -46,3 +46,34 @@ def test_drift_cli_on_shifted_data_and_html_in_chromium(trained_project, tmp_pat
     dom = subprocess.run([chromium, *flags, "--dump-dom", html.as_uri()], capture_output=True, text=True,
                          timeout=120).stdout
     assert "DRIFT" in dom and dom.count("<img") >= 5
+    assert "drifted features: " in dom and "usage_hours (" in dom and "<h2>Multivariate</h2>" in dom
+    assert "<h2>Estimated performance (CBPE, no labels)</h2>" in dom and "{'" not in dom  # tables, not dicts
+    # at 1280 px: nothing wider than the window, and nothing on the console (a script marks the page)
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.read_text().replace("</body>", "<script>addEventListener('load', () => document.body"
+                     ".setAttribute('data-overflow', document.documentElement.scrollWidth - innerWidth))</script>"
+                     "</body>"))
+    r = subprocess.run([chromium, *flags, "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000",
+                        "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
+    assert 'data-overflow="0"' in r.stdout or 'data-overflow="-' in r.stdout, r.stdout[r.stdout.find("<body"):][:200]
+    console = [line for line in r.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert not console, console
+
+
+def _result(dataset_drift: bool, drifted: list[str], multi_drifted: bool) -> dict:
+    feats = {n: {"test": "ks", "statistic": 0.3, "p_value": 0.001 if n in drifted else 0.5, "threshold": 0.05,
+                 "drifted": n in drifted} for n in ("a", "b", "c")}
+    return {"features": feats, "dataset_drift": dataset_drift, "drifted_features": len(drifted), "n_features": 3,
+            "drift_share": len(drifted) / 3, "threshold_share": 0.5, "rows_reference": 100, "rows_current": 100,
+            "multivariate": {"domain_classifier": {"test": "domain_classifier", "auc": 0.84,
+                                                   "drifted": multi_drifted}}}
+
+
+def test_the_headline_is_coloured_by_the_worst_finding_and_names_it():
+    from forge.monitoring.report import headline
+
+    assert headline(_result(False, [], False))[0] == "green"
+    color, text = headline(_result(False, ["a"], True))  # the share rule says no, one feature and the classifier yes
+    assert color == "amber" and "a (ks)" in text and "domain_classifier" in text and "no dataset drift" in text
+    color, text = headline(_result(True, ["a", "b"], False))
+    assert color == "red" and "a (ks), b (ks)" in text
