@@ -116,7 +116,9 @@ def _restore_current_cluster() -> None:
 
 def test_pipeline_job_serve_deploy_and_batch_job_on_two_nodes(cluster, tmp_path):
     env = cluster["env"]
-    cfg_path = write_project(tmp_path / "proj", rows=1200, seed=8,
+    # data.in_process_bytes 0: this file is small enough to validate in the driver, and the test is about the
+    # Ray Data path a large source takes across nodes
+    cfg_path = write_project(tmp_path / "proj", rows=1200, seed=8, data__in_process_bytes=0,
                              training={"num_samples": 4, "max_concurrent": 2, "models": ["logistic_regression",
                                                                                           "random_forest"]})
     r = _job(cluster["dashboard"], env, "python", "jobs/pipeline.py", "-c", str(cfg_path), "--json")
