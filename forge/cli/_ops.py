@@ -24,6 +24,8 @@ def register(app: typer.Typer) -> None:
                       ("labels", labels_app), ("log", log_app), ("experiments", experiments_app)):
         app.add_typer(sub, name=name)
     app.command("serve")(command(serve_cmd))
+    app.command("up")(command(up_cmd))
+    app.command("down")(command(down_cmd))
 
 
 def _registry(config: str):
@@ -238,3 +240,30 @@ def demo_loop(config: str = ConfigOpt, as_json: bool = JsonOpt):
 
     out = loop(config, say=say)
     return {k: v for k, v in out.items() if k not in ("auth_header", "sample")}  # no bearer token in logs
+
+
+def up_cmd(config: str = ConfigOpt, as_json: bool = JsonOpt):
+    """Start the local stack: Ray head and dashboard (and the Serve app when a champion exists), the MLflow UI,
+    Prometheus with Forge's rules, Alertmanager and the Pushgateway. Ports: monitoring.stack.*."""
+    from forge.pipelines.stack import up
+
+    out = up(cfg_of(config), say)
+    if not as_json:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="forge up: the local stack (`forge down` stops it)")
+        table.add_column("what")
+        table.add_column("url")
+        for name, url in out["urls"].items():
+            table.add_row(name, url or "(no champion yet)")
+        Console(stderr=True).print(table)
+        return {"stack_folder": out["stack_folder"]}
+    return out
+
+
+def down_cmd(config: str = ConfigOpt, as_json: bool = JsonOpt):
+    """Stop everything `forge up` started (and only that); running it twice is fine."""
+    from forge.pipelines.stack import down
+
+    return down(cfg_of(config))
