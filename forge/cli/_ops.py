@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import typer
@@ -15,13 +16,16 @@ ab_app = typer.Typer(no_args_is_help=True, help="A/B tests between variants.")
 demo_app = typer.Typer(no_args_is_help=True, help="Demos on the local embedded default.")
 labels_app = typer.Typer(no_args_is_help=True, help="Delayed ground truth for served predictions.")
 log_app = typer.Typer(no_args_is_help=True, help="The prediction log.")
+experiments_app = typer.Typer(no_args_is_help=True, help="Tune searches: trials, early stops, learning curves.")
 
 
 def register(app: typer.Typer) -> None:
     for name, sub in (("models", models_app), ("token", token_app), ("ab", ab_app), ("demo", demo_app),
-                      ("labels", labels_app), ("log", log_app)):
+                      ("labels", labels_app), ("log", log_app), ("experiments", experiments_app)):
         app.add_typer(sub, name=name)
     app.command("serve")(command(serve_cmd))
+    app.command("up")(command(up_cmd))
+    app.command("down")(command(down_cmd))
 
 
 def _registry(config: str):
@@ -53,6 +57,57 @@ def models_promote(version: str = typer.Argument(...), config: str = ConfigOpt, 
     registry = _registry(config)
     old = registry.promote(registry.require(version))
     return {"model_name": registry.name, "champion": version, "previous": old}
+
+
+@experiments_app.command("list")
+@command
+def experiments_list(config: str = ConfigOpt, as_json: bool = JsonOpt):
+    """Searches, newest first: when, how many trials, the best validation metric and the winning family."""
+    from forge.training.experiments import list_searches
+
+    cfg = cfg_of(config)
+    return {"experiment": cfg.name, "searches": [
+        {k: v for k, v in s.to_dict().items() if k != "trials"} for s in list_searches(cfg)]}
+
+
+@experiments_app.command("show")
+@command
+def experiments_show(run: str = typer.Argument(None, help="The search's MLflow run id; default the newest."),
+                     html: str = typer.Option(None, "--html", help="Write the HTML report here (and log it to MLflow)."),
+                     config: str = ConfigOpt, as_json: bool = JsonOpt):
+    """One search's trials: family, parameters, status (completed, stopped early by ASHA, errored), iterations,
+    wall time and validation metric; the best per family and the winner."""
+    from forge.training.experiments import higher_is_better, show_search
+
+    cfg = cfg_of(config)
+    search = show_search(cfg, run)
+    if not as_json:
+        _trials_table(search)
+    best = search.best_per_family(higher_is_better(search.metric))
+    out = {"run_id": search.run_id, "name": search.name, "metric": search.metric, "winner": search.winner,
+           "tensorboard": f"tensorboard --logdir {search.tune_folder}" if search.tune_folder else None,
+           "best_per_family": {f: {"run_id": t.run_id, "val_metric": t.val_metric} for f, t in best.items()},
+           "trials": [{k: v for k, v in asdict(t).items() if k != "curve"} for t in search.trials]}
+    if html:
+        from forge.training.experiment_report import write_report
+
+        out["html_path"] = write_report(cfg, search, html)
+    return out if as_json else {k: out[k] for k in ("run_id", "metric", "winner", "best_per_family", "tensorboard",
+                                                    "html_path") if k in out}
+
+
+def _trials_table(search) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"search {search.name} ({search.n_trials} trials, {search.started})")
+    for col in ("run", "family", "parameters", "status", "iter", "wall s", f"val {search.metric or ''}"):
+        table.add_column(col)
+    for t in search.trials:
+        table.add_row(t.run_id[:8], t.family, ", ".join(f"{k}={v}" for k, v in sorted(t.params.items())), t.status,
+                      str(t.iterations), "" if t.wall_s is None else f"{t.wall_s:.1f}",
+                      "" if t.val_metric is None else f"{t.val_metric:.4f}")
+    Console(stderr=True).print(table)
 
 
 def serve_cmd(action: str = typer.Argument("start", help="start (default) or stop."),
@@ -185,3 +240,30 @@ def demo_loop(config: str = ConfigOpt, as_json: bool = JsonOpt):
 
     out = loop(config, say=say)
     return {k: v for k, v in out.items() if k not in ("auth_header", "sample")}  # no bearer token in logs
+
+
+def up_cmd(config: str = ConfigOpt, as_json: bool = JsonOpt):
+    """Start the local stack: Ray head and dashboard (and the Serve app when a champion exists), the MLflow UI,
+    Prometheus with Forge's rules, Alertmanager and the Pushgateway. Ports: monitoring.stack.*."""
+    from forge.pipelines.stack import up
+
+    out = up(cfg_of(config), say)
+    if not as_json:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="forge up: the local stack (`forge down` stops it)")
+        table.add_column("what")
+        table.add_column("url")
+        for name, url in out["urls"].items():
+            table.add_row(name, url or "(no champion yet)")
+        Console(stderr=True).print(table)
+        return {"stack_folder": out["stack_folder"]}
+    return out
+
+
+def down_cmd(config: str = ConfigOpt, as_json: bool = JsonOpt):
+    """Stop everything `forge up` started (and only that); running it twice is fine."""
+    from forge.pipelines.stack import down
+
+    return down(cfg_of(config))

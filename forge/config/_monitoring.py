@@ -42,6 +42,17 @@ class PredictionLogConfig(_Strict):
     flush_interval_s: float = Field(2.0, description="Flush at least this often.")
 
 
+class StackConfig(_Strict):
+    """Ports of the local stack `forge up` starts (each checked free before anything starts)."""
+
+    ray_port: int = Field(6379, description="The Ray head's GCS port.")
+    dashboard_port: int = Field(8265, description="The Ray dashboard (and Jobs API).")
+    mlflow_port: int = Field(5000, description="The MLflow UI / tracking server on the workspace's store.")
+    prometheus_port: int = Field(9090, description="Prometheus (Forge's rules loaded, alerts to Alertmanager).")
+    alertmanager_port: int = Field(9093, description="Alertmanager (alertmanager/alertmanager.yml's routing).")
+    pushgateway_port: int = Field(9091, description="The Pushgateway batch jobs push to.")
+
+
 class MonitoringConfig(_Strict):
     drift: DriftConfig = Field(default_factory=DriftConfig, description="Drift detection.")
     prediction_log: PredictionLogConfig = Field(default_factory=PredictionLogConfig, description="Prediction log.")
@@ -49,6 +60,7 @@ class MonitoringConfig(_Strict):
         None, description="Prometheus Pushgateway URL (e.g. http://pushgateway:9091): batch jobs (validate, train, "
                           "run, retrain, drift, batch) push their run and process metrics there when they end."
     )
+    stack: StackConfig = Field(default_factory=StackConfig, description="The local stack of `forge up`.")
 
 
 class AlertTriggerConfig(_Strict):

@@ -108,7 +108,7 @@ def train(cfg: ForgeConfig, data_version: str | None = None, frame: pd.DataFrame
 def _log_inputs(cfg: ForgeConfig, ws: Workspace, dv: DatasetVersion, td, stats_paths, extra_tags: dict) -> None:
     """Tags, dataset inputs and the artifacts drift and lineage read back: validation report, statistics."""
     mlflow.set_tags({**tracking.code_tags(cfg), "forge.data_version": dv.version, "forge.task": td.task,
-                     "forge.split": td.split_method, **extra_tags})
+                     "forge.split": td.split_method, "forge.metric_name": td.metric, **extra_tags})
     tracking.log_dataset_input(td.train, dv.manifest["source"], cfg.data.target, cfg.name, dv.version, "training")
     tracking.log_dataset_input(td.test, dv.manifest["source"], cfg.data.target, cfg.name, dv.version, "test")
     tracking.log_artifact(ws.reports() / f"validation-{cfg.name}-{dv.version}.json", "validation")

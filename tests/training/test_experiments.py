@@ -1,0 +1,66 @@
+"""`forge experiments list | show [--html]`: the session's search read back from MLflow, trial by trial, and its
+report rendered in headless Chromium and logged to the search's MLflow run."""
+
+import json
+import subprocess
+
+import pytest
+
+from tests.conftest import require_binary, run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def _json(r) -> dict:
+    assert r.returncode == 0, r.stderr[-3000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_list_and_show_the_search_trial_by_trial(trained_project):
+    cfg, result = trained_project
+    listed = _json(run_cli("experiments", "list", "-c", str(cfg.config_path), "--json"))
+    mine = [s for s in listed["searches"] if s["run_id"] == result["run_id"]]
+    assert len(mine) == 1 and mine[0]["n_trials"] == cfg.training.num_samples, listed
+    assert mine[0]["metric"] == result["metric"]["name"] and mine[0]["winner"] == result["family"]
+    shown = _json(run_cli("experiments", "show", result["run_id"], "-c", str(cfg.config_path), "--json"))
+    trials = shown["trials"]
+    assert len(trials) == cfg.training.num_samples
+    assert {t["family"] for t in trials} <= set(cfg.training.models)
+    for t in trials:
+        assert t["status"] == "completed" or t["status"].startswith("stopped early by ASHA at epoch ") \
+            or t["status"] == "errored", t
+        assert 1 <= t["iterations"] <= cfg.training.max_epochs and t["wall_s"] is not None, t
+        if t["status"].startswith("stopped"):
+            assert t["family"] == "mlp" and t["iterations"] < cfg.training.max_epochs
+    # TensorBoard event files, one trial folder each, under the workspace's Tune folder (not Ray's session dir)
+    folder = shown["tensorboard"].removeprefix("tensorboard --logdir ")
+    from forge.workspace import Workspace
+
+    assert folder.startswith(Workspace.from_config(cfg).tune().path), folder
+    events = list(__import__("pathlib").Path(folder).glob("*/events.out.tfevents.*"))
+    assert len(events) >= len(trials), events
+    best = shown["best_per_family"]
+    assert shown["winner"] in best and set(best) == {t["family"] for t in trials if t["val_metric"] is not None}
+
+
+def test_the_html_report_renders_and_is_logged_to_the_search_run(trained_project, tmp_path):
+    from forge.training import tracking
+
+    cfg, result = trained_project
+    out = tmp_path / "search.html"
+    shown = _json(run_cli("experiments", "show", "-c", str(cfg.config_path), "--html", str(out), "--json"))
+    assert shown["html_path"] == str(out) and out.exists()
+    artifacts = [a.path for a in tracking.client(cfg).list_artifacts(shown["run_id"], "reports")]
+    assert f"reports/{out.name}" in artifacts, artifacts
+    chromium = require_binary("chromium")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'chrome'}",
+             "--window-size=1280,1600", "--enable-logging=stderr", "--v=0"]
+    r = subprocess.run([chromium, *flags, "--dump-dom", out.as_uri()], capture_output=True, text=True, timeout=120)
+    dom = r.stdout
+    assert "Learning curves" in dom and "Best per family" in dom and dom.count("<img") >= 2, dom[:500]
+    assert dom.count("<tr") >= len(shown["trials"]) + 2  # every trial has its row
+    assert not [line for line in r.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    shot = tmp_path / "search.png"
+    subprocess.run([chromium, *flags, f"--screenshot={shot}", out.as_uri()], capture_output=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 20_000
