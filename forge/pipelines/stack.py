@@ -259,10 +259,15 @@ def down(cfg: ForgeConfig) -> dict:
     stopped = _stop(recorded["pids"])
     from forge.serving.ports import PortInUse, free_ports
 
-    try:  # Serve's HAProxy can outlive its cluster (it is not in the head's process group): stop it too
-        free_ports({"serving.port": cfg.serving.port}, lambda _: None)
-    except PortInUse:
-        pass  # someone else's process: not ours to stop
+    # Serve's HAProxy outlives its cluster (it leaves the head's process group): stop it once it is orphaned,
+    # which is a moment after the Ray worker that started it dies
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        try:
+            free_ports({"serving.port": cfg.serving.port}, lambda _: None)
+            break
+        except PortInUse:
+            time.sleep(0.5)  # still parented by a dying Ray worker, or someone else's: not ours to stop
     if recorded.get("temp") == _temp(folder):
         shutil.rmtree(recorded["temp"], ignore_errors=True)
     state.unlink()
