@@ -12,7 +12,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Tools and `python` inside Ray jobs resolve to the project environment.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup sysdeps demo demo-loop test test-fast bench lint clean
+.PHONY: setup sysdeps demo demo-loop up down test test-fast bench lint clean
 
 setup: $(STAMP) $(TOOLS_STAMP) sysdeps
 
@@ -45,6 +45,14 @@ sysdeps:
 
 demo: setup
 	$(VENV)/bin/forge demo quickstart -c examples/churn/forge.yaml
+	@echo "forge: to look at it (Ray dashboard, MLflow UI, Prometheus, Alertmanager, the app): make up; make down stops it"
+
+# The local stack for people: Ray head + dashboard, the Serve app, MLflow UI, Prometheus, Alertmanager, Pushgateway.
+up: setup
+	$(VENV)/bin/forge up -c examples/churn/forge.yaml
+
+down:
+	$(VENV)/bin/forge down -c examples/churn/forge.yaml
 
 demo-loop: setup
 	$(VENV)/bin/forge demo loop -c examples/churn/forge.yaml

@@ -255,10 +255,10 @@ def up_cmd(config: str = ConfigOpt, as_json: bool = JsonOpt):
         table = Table(title="forge up: the local stack (`forge down` stops it)")
         table.add_column("what")
         table.add_column("url")
-        for name, url in out["urls"].items():
+        for name, url in out.items():
             table.add_row(name, url or "(no champion yet)")
         Console(stderr=True).print(table)
-        return {"stack_folder": out["stack_folder"]}
+        return None
     return out
 
 

@@ -42,6 +42,19 @@ class PredictionLogConfig(_Strict):
     flush_interval_s: float = Field(2.0, description="Flush at least this often.")
 
 
+class AlertTriggerConfig(_Strict):
+    alertnames: list[str] = Field(
+        default_factory=lambda: ["ForgeFeatureDrift", "ForgeDriftShareHigh"],
+        description="Firing alerts (POST /v1/alerts, Alertmanager's webhook) that start a retraining check "
+                    "(--if-drift --if-decay) as a Ray job.")
+    dedup_window_s: float = Field(
+        3600, gt=0, description="At most one retraining check per Alertmanager group key in each window of this "
+                                "many seconds (the Ray job's submission id carries both).")
+    job_address: str | None = Field(
+        None, description="Ray Jobs API the check is submitted to (e.g. http://forge-head-svc:8265 on KubeRay: "
+                          "the training cluster); default: the cluster the app runs on.")
+
+
 class StackConfig(_Strict):
     """Ports of the local stack `forge up` starts (each checked free before anything starts)."""
 
@@ -61,19 +74,9 @@ class MonitoringConfig(_Strict):
                           "run, retrain, drift, batch) push their run and process metrics there when they end."
     )
     stack: StackConfig = Field(default_factory=StackConfig, description="The local stack of `forge up`.")
-
-
-class AlertTriggerConfig(_Strict):
-    alertnames: list[str] = Field(
-        default_factory=lambda: ["ForgeFeatureDrift", "ForgeDriftShareHigh"],
-        description="Firing alerts (POST /v1/alerts, Alertmanager's webhook) that start a retraining check "
-                    "(--if-drift --if-decay) as a Ray job.")
-    dedup_window_s: float = Field(
-        3600, gt=0, description="At most one retraining check per Alertmanager group key in each window of this "
-                                "many seconds (the Ray job's submission id carries both).")
-    job_address: str | None = Field(
-        None, description="Ray Jobs API the check is submitted to (e.g. http://forge-head-svc:8265 on KubeRay: "
-                          "the training cluster); default: the cluster the app runs on.")
+    alerts: AlertTriggerConfig = Field(default_factory=AlertTriggerConfig,
+                                       description="Alertmanager's webhook (POST /v1/alerts): which alerts start a "
+                                                   "retraining check, how often, and where.")
 
 
 class RetrainingConfig(_Strict):
@@ -100,8 +103,6 @@ class RetrainingConfig(_Strict):
         0.3, description="Share of the newest labelled rows kept out of training: the gate judges both models on them."
     )
     min_labelled: int = Field(50, description="Labelled predictions needed before the live metric counts.")
-    alerts: AlertTriggerConfig = Field(default_factory=AlertTriggerConfig,
-                                       description="Retraining checks started by Alertmanager's webhook.")
 
     @field_validator("schedule")
     @classmethod

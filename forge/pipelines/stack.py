@@ -146,7 +146,11 @@ def _temp(folder: Path) -> str:
 
 
 def up(cfg: ForgeConfig, say) -> dict:
-    """Start the stack; returns its URLs. Raises PortInUse naming a taken port, before starting anything."""
+    """Start the stack; returns its URLs (app: None without a champion).
+
+    Raises:
+        PortInUse: a taken port, named, before anything starts.
+    """
     from forge.serving.ports import free_ports
 
     folder = _folder(cfg)
@@ -177,12 +181,12 @@ def up(cfg: ForgeConfig, say) -> dict:
             _wait(f"{urls[name]}/-/ready", name)
         _wait(f"{mlflow}/health", "the MLflow server")
         urls["mlflow"] = mlflow
-        urls["forge"] = _serve(cfg, say)
+        urls["app"] = _serve(cfg, say)
     except BaseException:
         _stop(pids)
         raise
     (folder / STATE).write_text(json.dumps({"pids": pids, "urls": urls, "temp": temp}, indent=2))
-    return {"urls": urls, "stack_folder": str(folder)}
+    return urls  # DESIGN's `forge up --json`: ray_dashboard, mlflow, prometheus, alertmanager, pushgateway, app
 
 
 def _urls(cfg: ForgeConfig) -> dict[str, str | None]:

@@ -22,7 +22,7 @@ from forge.serving.schemas import AlertWebhook
 
 
 def _submission_id(cfg: ForgeConfig, group_key: str, now: float) -> str:
-    window = int(now // cfg.retraining.alerts.dedup_window_s)
+    window = int(now // cfg.monitoring.alerts.dedup_window_s)
     digest = hashlib.sha256(group_key.encode()).hexdigest()[:16]
     return f"forge-retrain-{cfg.name}-{digest}-{window}"
 
@@ -32,9 +32,9 @@ def start_retraining(cfg: ForgeConfig, body: AlertWebhook, who: str, client: Any
     """Submit the retraining check a firing group of watched alerts asks for; says what it did.
 
     Args:
-        client: a `ray.job_submission.JobSubmissionClient` (default: one for `retraining.alerts.job_address`).
+        client: a `ray.job_submission.JobSubmissionClient` (default: one for `monitoring.alerts.job_address`).
     """
-    watched = cfg.retraining.alerts.alertnames
+    watched = cfg.monitoring.alerts.alertnames
     names = sorted({a.labels.get("alertname", "") for a in body.alerts if a.status == "firing"} & set(watched))
     if body.status != "firing" or not names:
         return {"started": False, "job": None, "detail": f"no firing alert of {', '.join(watched)}"}
@@ -46,7 +46,7 @@ def start_retraining(cfg: ForgeConfig, body: AlertWebhook, who: str, client: Any
         if client is None:  # it connects here: an unreachable address fails as a submission does
             from ray.job_submission import JobSubmissionClient
 
-            client = JobSubmissionClient(cfg.retraining.alerts.job_address)
+            client = JobSubmissionClient(cfg.monitoring.alerts.job_address)
         client.submit_job(entrypoint=entrypoint, submission_id=job,
                           metadata={"forge.trigger": "alert", "forge.alerts": ",".join(names),
                                     "forge.group_key": body.groupKey})

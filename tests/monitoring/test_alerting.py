@@ -37,7 +37,7 @@ def test_amtool_check_config():
 def test_every_alert_routes_to_the_receiver_of_its_severity(rule):
     expected = RECEIVER_OF[rule["labels"]["severity"]]
     if rule["alert"] in ForgeConfig.model_validate({"name": "x", "data": {"source": "x.csv", "target": "y"}}
-                                                   ).retraining.alerts.alertnames:
+                                                   ).monitoring.alerts.alertnames:
         expected = f"forge,{expected}"  # Forge's own webhook first (retraining), then people
     labels = [f"alertname={rule['alert']}", f"severity={rule['labels']['severity']}", "namespace=forge-prod",
               "application=churn", "model=churn", "feature=usage_hours"]

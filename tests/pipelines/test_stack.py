@@ -5,7 +5,6 @@ twice."""
 import json
 import socket
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -64,7 +63,8 @@ def test_up_answers_everywhere_and_down_leaves_nothing(trained_project, stack_en
         taken.close()
     for attempt in (1,):  # one cycle: a second `forge up` needs what is asserted below (no state, no listener)
         out = _json(run_cli("up", "-c", str(cfg.config_path), "--json", env=env, timeout=600))
-        urls = out["urls"]
+        urls = out
+        assert set(urls) == {"ray_dashboard", "mlflow", "prometheus", "alertmanager", "pushgateway", "app"}
         try:
             assert httpx.get(f"{urls['ray_dashboard']}/api/version", headers=_auth(), timeout=10).status_code == 200
             assert httpx.get(f"{urls['mlflow']}/api/2.0/mlflow/experiments/search", params={"max_results": 5},
@@ -73,12 +73,14 @@ def test_up_answers_everywhere_and_down_leaves_nothing(trained_project, stack_en
             assert {"ray", "pushgateway"} <= _prometheus_targets_up(urls["prometheus"])
             rules = httpx.get(f"{urls['prometheus']}/api/v1/rules", timeout=10).json()["data"]["groups"]
             assert {g["name"] for g in rules} >= {"forge.serving", "forge.model"}
-            assert httpx.get(f"{urls['forge']}/readyz", timeout=30).status_code == 200, "the champion is served"
+            assert httpx.get(f"{urls['app']}/readyz", timeout=30).status_code == 200, "the champion is served"
         finally:
             down = _json(run_cli("down", "-c", str(cfg.config_path), "--json", env=env, timeout=300))
         assert {"ray", "prometheus", "alertmanager", "pushgateway", "mlflow"} <= set(down["stopped"]), down
         time.sleep(1)
         assert not [p for p in ports if _listening(p)], f"attempt {attempt}: still listening"
-        assert not (Path(out["stack_folder"]) / "stack.json").exists()
+        from forge.workspace import Workspace
+
+        assert not (Workspace.from_config(cfg).local_dir("stack") / "stack.json").exists()
     again = _json(run_cli("down", "-c", str(cfg.config_path), "--json", env=env, timeout=60))
     assert again["stopped"] == []

@@ -24,7 +24,7 @@ class _Jobs:
 
 def _cfg() -> ForgeConfig:
     cfg = ForgeConfig.model_validate({"name": "churn", "data": {"source": "d.csv", "target": "y"},
-                                      "retraining": {"alerts": {"dedup_window_s": 600}}})
+                                      "monitoring": {"alerts": {"dedup_window_s": 600}}})
     cfg.config_path = __import__("pathlib").Path("/srv/project/forge.yaml")
     return cfg
 
@@ -75,7 +75,7 @@ def test_a_jobs_api_address_that_does_not_answer_is_a_503():
     from fastapi import HTTPException
 
     cfg = _cfg()
-    cfg.retraining.alerts.job_address = "http://127.0.0.1:9"  # nothing listens on the discard port
+    cfg.monitoring.alerts.job_address = "http://127.0.0.1:9"  # nothing listens on the discard port
     with pytest.raises(HTTPException) as e:
         start_retraining(cfg, _body(), "alertmanager", now=1_000)
     assert e.value.status_code == 503
