@@ -58,8 +58,12 @@ def test_oversized_bodies_are_413_without_a_token(served):
     cfg, url = served
     big = b'{"instances": [' + b" " * (cfg.serving.max_body_bytes + 10) + b"]}"
     for path in ("/v1/predict", f"/v2/models/{cfg.name}/infer", "/v1/labels", "/v1/alerts"):
-        r = httpx.post(f"{url}{path}", content=big, headers={"content-type": "application/json"}, timeout=60)
-        assert r.status_code == 413, (path, r.status_code, r.text[:200])
+        # The status only: the server answers 413 from Content-Length and closes while the client is still
+        # uploading, so the short body can be lost to the reset (seen once in 4 paths x 3 runs); the status
+        # line is what a client acts on.
+        with httpx.stream("POST", f"{url}{path}", content=big, headers={"content-type": "application/json"},
+                          timeout=60) as r:
+            assert r.status_code == 413, (path, r.status_code)
     # a lying Content-Length on a raw socket: refused from the header alone, before the body arrives
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=30) as s:
