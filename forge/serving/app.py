@@ -79,10 +79,8 @@ def _clean(errors: list[dict]) -> list[dict]:
 
 def _body_models(cfg: ForgeConfig, input_schema: dict | None) -> tuple[type, type]:
     """The /v1/predict and /v1/labels body models: typed by the champion's schema when there is one."""
-    entity = cfg.data.entity if cfg.features.online.enabled else None
-    limit = cfg.serving.max_string_length
-    instance = schemas.instance_model(input_schema, entity=entity, max_string_length=limit) \
-        if input_schema is not None else schemas.any_instance(limit)
+    instance = schemas.served_instance_model(cfg, input_schema) if input_schema is not None \
+        else schemas.any_instance(cfg.serving.max_string_length)
     return schemas.request_model(instance, cfg.serving.max_instances), schemas.labels_model(cfg.serving.max_labels)
 
 

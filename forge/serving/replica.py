@@ -126,13 +126,11 @@ class ForgeReplica:
         (its request model could not carry the schema). The same strict model, the same 422 shape."""
         from pydantic import TypeAdapter, ValidationError
 
-        from forge.serving.schemas import instance_model
+        from forge.serving.schemas import served_instance_model
 
         version = self.serving_version()
         if version not in self._instance_models:
-            online = self.cfg.features.online.enabled
-            model = instance_model(self.router.models[version].schema, entity=self.cfg.data.entity if online else None,
-                                   max_string_length=self.cfg.serving.max_string_length)
+            model = served_instance_model(self.cfg, self.router.models[version].schema)
             self._instance_models[version] = TypeAdapter(list[model])
         try:
             return self._instance_models[version].validate_python(instances)

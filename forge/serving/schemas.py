@@ -86,6 +86,13 @@ def instance_model(schema: dict[str, dict], name: str = "Instance", entity: str 
     return create_model(name, __config__=config, **fields)
 
 
+def served_instance_model(cfg, schema: dict[str, dict]) -> type[BaseModel]:
+    """One row of this app's requests: the champion's schema, with the entity id when online features are on.
+    The app's request model and a replica's late check (an app built before any champion) both use it."""
+    entity = cfg.data.entity if cfg.features.online.enabled else None
+    return instance_model(schema, entity=entity, max_string_length=cfg.serving.max_string_length)
+
+
 def any_instance(max_string_length: int = 256) -> Any:
     """A row before any champion exists: named JSON scalars (bounded strings). The replica checks it against the
     champion's schema once one is loaded (`ForgeReplica.typed_instances`)."""
