@@ -58,7 +58,7 @@ demo-loop: setup
 	$(VENV)/bin/forge demo loop -c examples/churn/forge.yaml
 
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider --durations=25 tests
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not integration" tests

@@ -34,6 +34,7 @@ def _curves(search: Search) -> str:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(9, 3.6), dpi=90)
     for t in search.trials:
@@ -44,6 +45,13 @@ def _curves(search: Search) -> str:
                 label=f"{t.family} {t.run_id[:6]}")
         if stopped:
             ax.plot([len(t.curve)], [t.curve[-1]], marker="x", ms=10, mew=2, color="#c0392b")
+    # Epochs are whole numbers: a search of one-epoch families would otherwise get ticks at 0.96 ... 1.04.
+    epochs = max([len(t.curve) for t in search.trials] + [1])
+    ax.set_xlim(0.5, epochs + 0.5)
+    if epochs <= 20:
+        ax.set_xticks(range(1, epochs + 1))
+    else:
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("epoch (reported iteration)")
     ax.set_ylabel(f"validation {search.metric or 'metric'}")
     ax.legend(fontsize=7, ncol=2)

@@ -3,12 +3,16 @@ report rendered in headless Chromium and logged to the search's MLflow run."""
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import require_binary, run_cli
 
 pytestmark = pytest.mark.integration
+
+DOCS_SHOT = Path(__file__).resolve().parents[2] / "docs" / "experiment-report.png"
+SHOT_HEIGHT = 1300
 
 
 def _json(r) -> dict:
@@ -55,12 +59,27 @@ def test_the_html_report_renders_and_is_logged_to_the_search_run(trained_project
     chromium = require_binary("chromium")
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'chrome'}",
-             "--window-size=1280,1600", "--enable-logging=stderr", "--v=0"]
-    r = subprocess.run([chromium, *flags, "--dump-dom", out.as_uri()], capture_output=True, text=True, timeout=120)
+             "--enable-logging=stderr", "--v=0"]
+    r = subprocess.run([chromium, *flags, "--window-size=1280,1600", "--dump-dom", out.as_uri()],
+                       capture_output=True, text=True, timeout=120)
     dom = r.stdout
     assert "Learning curves" in dom and "Best per family" in dom and dom.count("<img") >= 2, dom[:500]
     assert dom.count("<tr") >= len(shown["trials"]) + 2  # every trial has its row
     assert not [line for line in r.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
-    shot = tmp_path / "search.png"
-    subprocess.run([chromium, *flags, f"--screenshot={shot}", out.as_uri()], capture_output=True, timeout=120)
-    assert shot.exists() and shot.stat().st_size > 20_000
+    # The README's screenshot is this run's: the test writes it into docs/, and a change to the report shows up
+    # in `git status` after `make test`, to be committed with the change.
+    shot = DOCS_SHOT.parent / f".{DOCS_SHOT.name}.tmp.png"
+    try:
+        subprocess.run([chromium, *flags, f"--window-size=1280,{SHOT_HEIGHT}", f"--screenshot={shot}", out.as_uri()],
+                       capture_output=True, timeout=120)
+        assert shot.exists() and shot.stat().st_size > 20_000
+        assert _png_size(shot) == (1280, SHOT_HEIGHT)
+        shot.replace(DOCS_SHOT)
+    finally:
+        shot.unlink(missing_ok=True)
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]  # PNG signature, then IHDR: width and height as big-endian 32-bit integers
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", head
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
