@@ -71,9 +71,23 @@ def _numeric(col: pd.Series) -> np.ndarray:
     return pd.to_numeric(col.astype(object), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
 
 
+SMALL_FRAME = 2048  # rows: below it, per-value Python lookups beat pandas' per-call set-up (a served request)
+
+
+def _category_codes(values: pd.Series, index: dict) -> np.ndarray:
+    """Each value's one-hot position in `index` (category -> position, in sorted order), -1 when unknown.
+
+    A hash lookup in C for large frames (a Python dict lookup per value cost seconds per million rows); a dict
+    lookup per value for small ones (pd.Categorical cost 0.2 ms a column on a 100-row request, profiled)."""
+    if len(values) <= SMALL_FRAME:
+        return np.fromiter((index.get(v, -1) for v in values.tolist()), dtype=np.int64, count=len(values))
+    return np.asarray(pd.Categorical(values, categories=list(index)).codes, dtype=np.int64)
+
+
 def _numeric_block(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
     """Columns as one float64 matrix; a single conversion when they are all numeric already (the usual case)."""
-    dtypes = df.dtypes[cols] if cols else []
+    kinds = dict(zip(df.columns, df.dtypes))  # a dict: indexing df.dtypes by a list cost 0.15 ms a request
+    dtypes = [kinds[c] for c in cols]
     if all(pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in dtypes):
         return df[cols].to_numpy(dtype="float64", na_value=np.nan).reshape(len(df), len(cols))
     return np.column_stack([_numeric(df[c]) for c in cols]) if cols else np.empty((len(df), 0))
@@ -146,9 +160,7 @@ class FeatureTransform:
             parts.append((x - mean) / std)
         for c, (fill, index) in zip(self.spec.categorical, fast["categorical"]):
             values = df[c].astype("str").fillna(fill)
-            # index maps category -> position in sorted order, so the categories' codes are those positions;
-            # a hash lookup in C (a Python dict lookup per value cost seconds per million rows)
-            codes = np.asarray(pd.Categorical(values, categories=list(index)).codes, dtype=np.int64)
+            codes = _category_codes(values, index)
             block = np.zeros((len(df), len(index)))
             hit = codes >= 0  # an unknown category is all zeros, as Ray's OneHotEncoder does
             block[np.nonzero(hit)[0], codes[hit]] = 1.0

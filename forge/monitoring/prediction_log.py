@@ -29,6 +29,22 @@ from forge.storage import Location, as_location
 META = ["request_id", "timestamp", "model_name", "model_version", "variant", "prediction", "score", "latency_ms"]
 
 
+_REQUEST_KEYS = {"rows", "per_row", "common"}
+
+
+def _records(chunks: list[tuple[list[dict], dict[str, list], dict]]) -> list[dict]:
+    """log_request's chunks as one dict per row: the row's fields, then the shared values, then its own."""
+    out = []
+    for rows, per_row, common in chunks:
+        columns = list(per_row.items())
+        for i, row in enumerate(rows):
+            record = {**row, **common}
+            for name, values in columns:
+                record[name] = values[i]
+            out.append(record)
+    return out
+
+
 def _part(folder: Location, stem: str) -> Location:
     return folder / f"part-{stem}.parquet"
 
@@ -66,7 +82,8 @@ class PredictionLogger:
         self.wal_dir.mkdir(parents=True, exist_ok=True)
         self.flush_rows = flush_rows
         self.flush_interval_s = flush_interval_s
-        self._buf: list[dict] = []
+        self._buf: list[tuple[list[dict], dict[str, list], dict]] = []  # log_request's arguments
+        self._rows = 0  # rows in _buf
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
@@ -90,12 +107,23 @@ class PredictionLogger:
         return f, final
 
     def log(self, records: list[dict]) -> None:
-        lines = "".join(json.dumps(r, default=str) + "\n" for r in records)
+        """Append records, one dict per row."""
+        self.log_request(records, {}, {})
+
+    def log_request(self, rows: list[dict], per_row: dict[str, list], common: dict) -> None:
+        """Append one request's rows: `per_row` holds a list per column (a value per row), `common` the values
+        every row shares (request id, time, model). One JSON line, and the rows are not merged into records
+        here but at flush time, in bulk: per-row dicts and a json.dumps per row were 2.1 ms of a 100-row
+        request's 9.5 ms in the replica (bench/serve's model, profiled)."""
+        if not rows:
+            return
+        line = json.dumps({"rows": rows, "per_row": per_row, "common": common}, default=str) + "\n"
         with self._lock:
-            self._wal[0].write(lines)
+            self._wal[0].write(line)
             self._wal[0].flush()  # into the kernel: survives this process dying
-            self._buf.extend(records)
-            full = len(self._buf) >= self.flush_rows
+            self._buf.append((rows, per_row, common))
+            self._rows += len(rows)
+            full = self._rows >= self.flush_rows
         if full:
             self._wake.set()
 
@@ -112,10 +140,11 @@ class PredictionLogger:
         with self._lock:
             if not self._buf:
                 return 0
-            batch, self._buf = self._buf, []
+            chunks, self._buf, self._rows = self._buf, [], 0
             self._seq += 1
             seq, segment = self._seq, self._wal
             self._wal = self._open_segment()
+        batch = _records(chunks)
         _write_parquet(batch, _part(self.folder, self._stem(seq)))
         segment[1].unlink()  # still locked: a concurrent recover() cannot take it half-done
         segment[0].close()
@@ -148,7 +177,10 @@ def recover(wal_dir: Path, folder: Location | None = None) -> int:
                 continue  # a live writer holds it
             final = _part(folder, wal.stem.removeprefix("wal-"))
             if not final.exists():  # the writer may have died between its Parquet write and the unlink
-                records = [json.loads(line) for line in f if line.endswith("\n")]  # a torn last line never returned
+                # a torn last line never returned; a line is one request (log_request) or one record (older)
+                lines = [json.loads(line) for line in f if line.endswith("\n")]
+                records = _records([(x["rows"], x["per_row"], x["common"]) if _REQUEST_KEYS == x.keys()
+                                    else ([x], {}, {}) for x in lines])
                 for r in records:
                     r["timestamp"] = pd.Timestamp(r["timestamp"])
                 if records:

@@ -193,11 +193,13 @@ class ForgeReplica:
             self.metrics.score.observe(float(s), tags=tags)
 
     def _log(self, rows, pred, scores, version, variant, request_id, latency, client_id=None) -> None:
-        now = pd.Timestamp.now(tz="UTC").tz_localize(None)
-        extra = {"client_request_id": client_id} if client_id else {}
-        self.logger.log([{**row, "request_id": request_id, "row": i, "timestamp": now, "model_name": self.cfg.name,
-                          "model_version": version, "variant": variant, "prediction": _py(pred[i : i + 1])[0],
-                          "score": float(scores[i]), "latency_ms": latency, **extra} for i, row in enumerate(rows)])
+        common = {"request_id": request_id, "timestamp": pd.Timestamp.now(tz="UTC").tz_localize(None),
+                  "model_name": self.cfg.name, "model_version": version, "variant": variant, "latency_ms": latency}
+        if client_id:
+            common["client_request_id"] = client_id
+        per_row = {"row": list(range(len(rows))), "prediction": _py(pred),
+                   "score": np.asarray(scores, dtype="float64").tolist()}
+        self.logger.log_request(rows, per_row, common)
 
     def accept_labels(self, labels: list[dict]) -> dict:
         from forge.monitoring.labels import write_labels

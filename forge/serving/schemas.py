@@ -219,7 +219,10 @@ def unknown_categories(frame, soft: dict[str, frozenset]) -> dict[str, int]:
     for col, known in soft.items():
         if col in frame.columns:
             values = frame[col]
-            n = int((values.notna() & ~values.isin(known)).sum())
+            if len(values) <= 1000:  # a request: a set lookup per value (pandas' isin cost 0.3 ms per column)
+                n = sum(1 for v in values.tolist() if v is not None and v == v and v not in known)
+            else:
+                n = int((values.notna() & ~values.isin(known)).sum())
             if n:
                 out[col] = n
     return out

@@ -1,6 +1,7 @@
 """forge/features: no training/serving skew, split without leakage, statistics equal pandas'."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from forge.config import ColumnSchema, ForgeConfig
@@ -63,6 +64,11 @@ def test_numpy_apply_equals_rays_chain_transform(ray_session):
     rows.loc[3, "tenure_months"] = None
     assert rows.isna().any().any()
     np.testing.assert_array_equal(ft.transform_batch(rows), ft.chain_transform(rows))
+    from forge.features.engineering import SMALL_FRAME
+
+    big = pd.concat([rows] * (SMALL_FRAME // len(rows) + 1), ignore_index=True)  # the pandas path for categories
+    assert len(big) > SMALL_FRAME >= len(rows)
+    np.testing.assert_array_equal(ft.transform_batch(big), ft.chain_transform(big))
     for i in range(5):
         np.testing.assert_array_equal(ft.transform_batch(rows.iloc[[i]]), ft.chain_transform(rows.iloc[[i]]))
 

@@ -56,3 +56,41 @@ def test_live_writer_is_left_alone_and_counts_stay_exact(tmp_path):
     other.close()
     p.communicate("\n", timeout=30)  # graceful close of the first writer
     assert len(read_log(tmp_path)) == 17 and not list(tmp_path.glob("wal-*"))
+
+
+def _request_writer_code(folder) -> str:
+    return textwrap.dedent(f"""
+        import os, signal, sys
+        import pandas as pd
+        from forge.monitoring.prediction_log import PredictionLogger
+        log = PredictionLogger({str(folder)!r}, flush_rows=10_000, flush_interval_s=60)
+        rows = [{{"x": float(i), "region": None if i == 1 else "north"}} for i in range(3)]
+        log.log_request(rows, {{"row": [0, 1, 2], "prediction": [1, 0, 1], "score": [0.9, 0.2, 0.7]}},
+                        {{"request_id": "req", "timestamp": pd.Timestamp("2026-11-28 10:00:00"), "model_name": "m",
+                          "model_version": "1", "variant": "champion", "latency_ms": 2.0}})
+        print("logged", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+
+
+def test_a_request_is_one_line_and_comes_back_as_its_rows(tmp_path):
+    """log_request (the replica's path) writes one write-ahead line per request; recovery and flush both give
+    one record per row, with the shared values on each; a segment of per-record lines (older) still recovers."""
+    p = subprocess.run([sys.executable, "-c", _request_writer_code(tmp_path)], capture_output=True,
+                       text=True, timeout=60)
+    assert p.stdout.strip() == "logged" and p.returncode == -9
+    (segment,) = tmp_path.glob("wal-*.jsonl")
+    assert len(segment.read_text().splitlines()) == 1
+    older = tmp_path / "wal-0-0-older.jsonl"  # a record per line, as before log_request
+    older.write_text("".join(__import__("json").dumps(_record(i), default=str) + "\n" for i in range(2)))
+    log = PredictionLogger(tmp_path)
+    assert log.recovered == 5
+    log.log_request([{"x": 9.0, "region": "south"}], {"row": [0], "prediction": [0], "score": [0.1]},
+                    {"request_id": "live", "timestamp": pd.Timestamp("2026-11-28 11:00:00"), "model_name": "m",
+                     "model_version": "1", "variant": "champion", "latency_ms": 1.0})
+    log.close()
+    df = read_log(tmp_path).set_index(["request_id", "row"])
+    assert len(df) == 6 and pd.isna(df.loc[("req", 1), "region"]) and df.loc[("req", 2), "score"] == 0.7
+    assert (df.xs("req")["model_version"] == "1").all() and df.loc[("live", 0), "x"] == 9.0
+    assert pd.api.types.is_datetime64_any_dtype(df["timestamp"]) and set(df.index.get_level_values(0)) == {
+        "req", "live", "r0", "r1"}
