@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-NAMES = ["ingest", "features", "tune", "drift", "batch", "serve"]
+NAMES = ["ingest", "features", "tune", "drift", "batch", "serve", "coldstart"]
 QUICK = {"BENCH_ROWS": "200000", "BENCH_DRIFT_ROWS": "100000", "BENCH_BATCH_ROWS": "100000"}
 OUT = Path(__file__).parent / "out" / "results.json"
 
@@ -55,6 +55,8 @@ def main() -> None:
             mod.main(int(os.environ.get("BENCH_DRIFT_ROWS", 1_000_000)))
         elif name == "serve":
             mod.main(seconds=3 if quick else 10)
+        elif name == "coldstart":
+            mod.main(runs=1 if quick else 2)
         else:
             mod.main(epochs=2) if quick else mod.main()
         import ray

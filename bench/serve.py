@@ -1,5 +1,6 @@
 """bench/serve: Forge on Ray Serve (auth, validation, metrics, prediction log all on) against bare FastAPI +
-uvicorn serving the same model with one worker per core, single-row and 100-row requests, wrk on loopback.
+uvicorn serving the same model, one worker per core against one replica per core (BENCH_REPLICAS), single-row and
+100-row requests, wrk on loopback.
 
 Each Forge configuration runs in a fresh Ray (its env vars must be set before Ray starts).
 """
@@ -119,13 +120,15 @@ from forge.config import load_config
 from forge.serving.deploy import start
 cfg = load_config({str(cfg_path)!r})
 cfg.serving.port = {port}
-cfg.serving.autoscaling.min_replicas = cfg.serving.autoscaling.max_replicas = int(os.environ.get("BENCH_REPLICAS", "1"))
+cfg.serving.autoscaling.min_replicas = cfg.serving.autoscaling.max_replicas = int(os.environ["BENCH_REPLICAS"])
 cfg.serving.replica_cpus = 0
 init_ray()
 start(cfg, say=lambda m: print(m, flush=True))
 import ray
 ray.shutdown()
 """
+    # Replicas = cores, as the bare app gets a uvicorn worker per core (BENCH_REPLICAS overrides).
+    env = {"BENCH_REPLICAS": os.environ.get("BENCH_REPLICAS", str(os.cpu_count() or 2)), **env}
     proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, **env}, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

@@ -1,0 +1,119 @@
+"""bench/coldstart: `forge serve` from process start to the first 200 on /v1/predict, against the bare FastAPI +
+uvicorn app (bench/bare_app.py, the same champion) from process start to its first 200.
+
+Forge's phases come from the line `forge serve` prints when it is up ("ready in ...: python start and imports,
+app build (schema from the registry), cluster start, replicas (start and model load)"). That line comes when
+`serve.run` returns, which can be a moment after the first 200 (the controller polls the replicas).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from bench._util import record
+from bench.serve import BIN, ROOT, bodies, token, train
+
+PHASES = re.compile(r"ready in ([\d.]+) s: imports ([\d.]+) s, app build ([\d.]+) s beside cluster ([\d.]+) s "
+                    r"\(([\d.]+) s\), replicas ([\d.]+) s")
+
+
+def _first_200(url: str, body: dict, headers: dict, proc: subprocess.Popen, timeout: float) -> float:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode} before answering")
+        try:
+            if httpx.post(url, json=body, headers=headers, timeout=2).status_code == 200:
+                return time.perf_counter()
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"no 200 from {url} within {timeout} s")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    # Ctrl-C: `forge serve` drains, and its embedded Ray shuts down with the process.
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(90)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+
+
+def forge_once(cfg_path: Path, port: int) -> dict:
+    """One cold `forge serve` (its own Ray), timed to the first 200 on /v1/predict."""
+    import threading
+
+    tok = token(cfg_path)
+    env = {**os.environ, "FORGE_SERVING__PORT": str(port), "RAY_ADDRESS": ""}
+    lines: list[str] = []
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([str(BIN / "forge"), "serve", "-c", str(cfg_path)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        t1 = _first_200(f"http://127.0.0.1:{port}/v1/predict", bodies(None)["1 row"],
+                        {"Authorization": f"Bearer {tok}"}, proc, 300)
+        # The app can answer before `serve.run` returns (the controller sees it running a moment later), and
+        # the phase line comes after that.
+        deadline = time.time() + 60
+        while not any(PHASES.search(x) for x in lines) and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+    finally:
+        _stop(proc)
+        reader.join(10)
+    m = next((m for m in map(PHASES.search, lines) if m), None)
+    if not m:
+        raise RuntimeError("no phase line in forge serve's output:\n" + "".join(lines)[-2000:])
+    total, imports, build, cluster, both, replicas = (float(x) for x in m.groups())
+    return {"wall_s": round(t1 - t0, 2), "imports_s": imports, "app_build_s": build, "cluster_s": cluster,
+            "build_and_cluster_s": both, "replicas_s": replicas, "ready_line_s": total}
+
+
+def bare_once(cfg_path: Path, port: int) -> dict:
+    from forge.config import load_config
+    from forge.workspace import tracking_uri
+
+    env = {**os.environ, "BENCH_TRACKING_URI": tracking_uri(load_config(cfg_path)), "BENCH_MODEL_NAME": "wide",
+           "BENCH_MODEL_VERSION": "champion", "PYTHONPATH": str(ROOT)}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([str(BIN / "uvicorn"), "bench.bare_app:app", "--port", str(port), "--workers",
+                             str(os.cpu_count() or 2), "--log-level", "warning"], env=env, cwd=ROOT,
+                            start_new_session=True)
+    try:
+        t1 = _first_200(f"http://127.0.0.1:{port}/v1/predict", bodies(None)["1 row"], {}, proc, 120)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+    return {"wall_s": round(t1 - t0, 2)}
+
+
+def main(runs: int = 2) -> dict:
+    cfg_path = train()
+    bare, forge = "bare FastAPI+uvicorn (2 workers)", "forge serve (its own Ray)"
+    results = {bare: [bare_once(cfg_path, 8140 + i) for i in range(runs)],
+               forge: [forge_once(cfg_path, 8150 + i) for i in range(runs)]}
+    base = min(r["wall_s"] for r in results[bare])
+    print(f"\n== bench/coldstart: process start to the first 200 on /v1/predict (best of {runs}; "
+          f"ratios against {bare}) ==")
+    for name, runs_ in results.items():
+        best = min(runs_, key=lambda r: r["wall_s"])
+        extra = {k: v for k, v in best.items() if k != "wall_s"}
+        print(f"  {name:<34} {best['wall_s']:>7.2f} s  x{best['wall_s'] / base:5.2f}  {extra or ''}")
+        record("bench/coldstart: process start to first 200", name, best["wall_s"], None, best["wall_s"] / base,
+               bare, **extra)
+    return results
+
+
+if __name__ == "__main__":
+    main(*(int(a) for a in sys.argv[1:]))
