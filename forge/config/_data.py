@@ -64,9 +64,10 @@ class DataConfig(_Strict):
         default_factory=dict, description="Options for the object-store filesystem (endpoint_override, ...)."
     )
     in_process_bytes: int = Field(
-        128 << 20, ge=0, description="A CSV source of at most this many bytes is profiled and validated in the "
+        256 << 20, ge=0, description="A CSV source of at most this many bytes is profiled and validated in the "
                                      "calling process (the same code the Ray Data tasks run): below it, starting "
-                                     "tasks costs more than the work. 0: always Ray Data.")
+                                     "tasks costs more than the work (500k rows x 20, 157 MB: 2.4 s here against "
+                                     "4.9 s on Ray Data). 0: always Ray Data.")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
