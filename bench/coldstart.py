@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from bench._util import record
-from bench.serve import BIN, ROOT, bodies, token, train
+from bench.serve import BIN, ROOT, bodies, stop, token, train
 
 PHASES = re.compile(r"ready in ([\d.]+) s: imports ([\d.]+) s, app build ([\d.]+) s beside cluster ([\d.]+) s "
                     r"\(([\d.]+) s\), replicas ([\d.]+) s")
@@ -37,16 +37,6 @@ def _first_200(url: str, body: dict, headers: dict, proc: subprocess.Popen, time
             pass
         time.sleep(0.05)
     raise RuntimeError(f"no 200 from {url} within {timeout} s")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    # Ctrl-C: `forge serve` drains, and its embedded Ray shuts down with the process.
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(90)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(30)
 
 
 def forge_once(cfg_path: Path, port: int) -> dict:
@@ -70,7 +60,7 @@ def forge_once(cfg_path: Path, port: int) -> dict:
         while not any(PHASES.search(x) for x in lines) and time.time() < deadline and proc.poll() is None:
             time.sleep(0.1)
     finally:
-        _stop(proc)
+        stop(proc)
         reader.join(10)
     m = next((m for m in map(PHASES.search, lines) if m), None)
     if not m:

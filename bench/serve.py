@@ -136,14 +136,18 @@ ray.shutdown()
         _wait(lambda: httpx.get(f"{url}/readyz", timeout=1).status_code == 200, 180)
         return measure(url, cfg_path, seconds, connections, bounded)
     finally:
-        # Ctrl-C: the app drains, the script ends and its embedded Ray shuts down with it (the raylet and
-        # workers are not in the child's process group, so a plain kill would leave them serving).
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(90)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(30)
+        stop(proc)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Ctrl-C: the app drains, the script ends and its embedded Ray shuts down with it (the raylet and workers
+    are not in the child's process group, so a plain kill would leave them serving)."""
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(90)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
 
 
 def token(cfg_path: Path) -> str:
