@@ -26,6 +26,8 @@ def test_list_and_show_the_search_trial_by_trial(trained_project):
     mine = [s for s in listed["searches"] if s["run_id"] == result["run_id"]]
     assert len(mine) == 1 and mine[0]["n_trials"] == cfg.training.num_samples, listed
     assert mine[0]["metric"] == result["metric"]["name"] and mine[0]["winner"] == result["family"]
+    newest = _json(run_cli("experiments", "show", "-c", str(cfg.config_path), "--json"))  # no RUN: the newest
+    assert newest["run_id"] == listed["searches"][0]["run_id"], (newest["run_id"], listed["searches"][:2])
     shown = _json(run_cli("experiments", "show", result["run_id"], "-c", str(cfg.config_path), "--json"))
     trials = shown["trials"]
     assert len(trials) == cfg.training.num_samples
@@ -52,8 +54,11 @@ def test_the_html_report_renders_and_is_logged_to_the_search_run(trained_project
 
     cfg, result = trained_project
     out = tmp_path / "search.html"
-    shown = _json(run_cli("experiments", "show", "-c", str(cfg.config_path), "--html", str(out), "--json"))
-    assert shown["html_path"] == str(out) and out.exists()
+    # The session's own search by id: other tests retrain this project (one on shuffled labels, to be refused
+    # by the gate), and the latest search, which `show` picks without an id, would be whichever ran last.
+    shown = _json(run_cli("experiments", "show", result["run_id"], "-c", str(cfg.config_path), "--html", str(out),
+                          "--json"))
+    assert shown["html_path"] == str(out) and out.exists() and shown["run_id"] == result["run_id"]
     artifacts = [a.path for a in tracking.client(cfg).list_artifacts(shown["run_id"], "reports")]
     assert f"reports/{out.name}" in artifacts, artifacts
     chromium = require_binary("chromium")
