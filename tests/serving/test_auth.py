@@ -142,3 +142,9 @@ def test_request_model_refuses_only_what_a_person_wrote():
     assert set(soft) == {"month"}
     frame = pd.DataFrame({"month": ["Jan", "Dec", "Oct", None]})
     assert unknown_categories(frame, soft) == {"month": 2}
+    # pandas' NA-backed strings (a missing value is pd.NA) and a frame past the per-value path count the same
+    assert unknown_categories(frame.astype({"month": "string"}), soft) == {"month": 2}
+    from forge.features.engineering import SMALL_FRAME
+
+    big = pd.concat([frame] * (SMALL_FRAME // len(frame) + 1), ignore_index=True)
+    assert unknown_categories(big, soft) == {"month": 2 * (SMALL_FRAME // len(frame) + 1)}
