@@ -112,8 +112,8 @@ class TrainingConfig(_Strict):
     num_samples: int = Field(8, description="Trials in the search.")
     max_concurrent: int = Field(2, description="Trials run at once.")
     trial_cpus: float = Field(
-        1.0, gt=0, description="CPUs a scikit-learn trial reserves; below 1, trials share CPUs (a small machine "
-                               "that also serves). MLP trials reserve none: their TorchTrainer worker does."
+        1.0, gt=0, description="CPUs a trial reserves (for an MLP trial, its TorchTrainer worker); below 1, "
+                               "trials share CPUs (a small machine that also serves)."
     )
     max_failures: int = Field(
         2, ge=0, description="Times a trial is retried after its worker or node dies (Tune's FailureConfig).")

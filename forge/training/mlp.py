@@ -89,8 +89,13 @@ def fit_mlp(
     X: np.ndarray, y: np.ndarray, X_val: np.ndarray, y_val: np.ndarray, params: dict, *, task: str, metric: str,
     max_epochs: int, storage: Location | Path, name: str, use_gpu: bool = False, callbacks: list | None = None,
     max_failures: int = 2, num_workers: int = 1, epoch_sleep: float = 0.0, progress_file: str | None = None,
+    worker_cpus: float = 1.0,
 ):
-    """Train with TorchTrainer; returns (TorchMLPModel from the last checkpoint, ray.train.Result)."""
+    """Train with TorchTrainer; returns (TorchMLPModel from the last checkpoint, ray.train.Result).
+
+    Args:
+        worker_cpus: CPUs each Train worker reserves (`training.trial_cpus` in a search).
+    """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -112,7 +117,8 @@ def fit_mlp(
     trainer = TorchTrainer(
         _train_loop,
         train_loop_config=config,
-        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu),
+        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
+                                     resources_per_worker={"CPU": worker_cpus}),
         datasets={"train": ds},
         run_config=RunConfig(
             name=name, callbacks=callbacks or [], **ray_storage(as_location(storage)),

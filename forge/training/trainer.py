@@ -82,7 +82,7 @@ def _trial(config: dict, data: dict) -> None:
 
         fit_mlp(X, y, Xv, yv, params, task=task, metric=metric, max_epochs=data["max_epochs"],
                 storage=data["storage"], name=f"mlp-{tune.get_context().get_trial_id()}",
-                use_gpu=data["use_gpu"], callbacks=[TuneReportCallback()])
+                use_gpu=data["use_gpu"], callbacks=[TuneReportCallback()], worker_cpus=data["trial_cpus"])
         return
     est = build_sklearn(family, task, params, data["seed"]).fit(X, y)
     proba = est.predict_proba(Xv) if task == "classification" else None
@@ -151,7 +151,7 @@ def search(cfg: ForgeConfig, td: TrainingData, storage: Location | Path, callbac
     use_gpu = bool(t.use_gpu) if t.use_gpu is not None else ray.cluster_resources().get("GPU", 0) > 0
     data = {"X_train": td.X["train"], "y_train": td.y["train"], "X_val": td.X["val"], "y_val": td.y["val"],
             "task": td.task, "metric": td.metric, "seed": t.seed, "max_epochs": t.max_epochs,
-            "storage": storage / "train", "use_gpu": use_gpu}
+            "storage": storage / "train", "use_gpu": use_gpu, "trial_cpus": t.trial_cpus}
     trainable = tune.with_resources(
         tune.with_parameters(_trial, data=data),
         functools.partial(_trial_resources, cpus=t.trial_cpus),

@@ -117,6 +117,7 @@ def _submit(cluster: dict, wd: Path, *args: str, timeout: int = 900) -> dict:
     return json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][-1])
 
 
+@pytest.mark.timeout(900)  # four jobs and a deploy on three nodes: 270-410 s here
 def test_pipeline_serve_drift_retrain_swap_with_all_state_on_s3(stack, three_nodes, tmp_path):
     fs, port = stack["fs"], free_port()
     with fs.open_output_stream("forge-cluster/raw/churn.csv") as f:

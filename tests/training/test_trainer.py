@@ -11,7 +11,6 @@ from forge.workspace import Workspace
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.timeout(600)
 def test_asha_stops_weak_mlp_trials_early(trained_project, tmp_path):
     cfg, _ = trained_project
     c = cfg.model_copy(deep=True)
@@ -19,6 +18,9 @@ def test_asha_stops_weak_mlp_trials_early(trained_project, tmp_path):
     # learning rates from far too small to learn in a few epochs to large: ASHA should cut the weak at its rung
     c.training.models = {"mlp": {"hidden": 16, "layers": 1, "batch_size": 64, "lr": [1e-5, 3e-2]}}
     c.training.num_samples, c.training.max_epochs, c.training.max_concurrent = 6, 6, 2
+    # Half a CPU per Train worker, so two trials fit beside the session's served app, which may hold one of
+    # the session's two CPUs by the time this runs (last in the suite).
+    c.training.trial_cpus = 0.5
     dv = get_version(Workspace.from_config(c), c.name)
     td = prepare(c, pd.read_parquet(dv.snapshot), schema_of(dv))
     grid = search(c, td, tmp_path)
