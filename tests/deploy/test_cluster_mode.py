@@ -71,6 +71,21 @@ def three_nodes(stack, tmp_path_factory):
         _restore_current_cluster()
 
 
+@pytest.fixture(autouse=True)
+def _free_cluster(three_nodes):
+    """Whatever a test leaves running (a failed one, mid-way) is stopped: the three nodes have one CPU each, and
+    a Serve app or a search left behind would starve the next test into a slow, misleading failure."""
+    yield
+    jobs = httpx.get(f"{three_nodes['dashboard']}/api/jobs/", headers=_auth(), timeout=30).json()
+    for job in jobs:
+        if job.get("status") in ("PENDING", "RUNNING") and job.get("submission_id"):
+            httpx.post(f"{three_nodes['dashboard']}/api/jobs/{job['submission_id']}/stop", headers=_auth(), timeout=30)
+    _serve_shutdown(three_nodes)
+    for i in (1, 2):
+        if _node_id(three_nodes, i) is None:  # a node a failed test killed and did not bring back
+            _revive(three_nodes, i)
+
+
 def _worker(cluster: dict, i: int) -> None:
     """Worker node i: one CPU, a resource `node<i>` to pin work to it, and a disk of its own (FORGE_LOCAL_DIR,
     where its replicas keep their write-ahead segments), as a pod with a node-local volume would have."""
@@ -145,6 +160,22 @@ def test_pipeline_serve_drift_retrain_swap_with_all_state_on_s3(stack, three_nod
     d = subprocess.run([str(BIN / "serve"), "deploy", str(tmp_path / "serve.yaml"), "--address",
                         three_nodes["dashboard"]], env=three_nodes["env"], capture_output=True, text=True, timeout=120)
     assert d.returncode == 0, d.stderr[-2000:]
+    try:
+        request_ids = _serve_drift_retrain_swap(stack, three_nodes, tmp_path, cfg, port)
+    finally:  # the app's replicas hold CPUs the next tests' trials and replicas need: never leave it running
+        _serve_shutdown(three_nodes)
+    _registry_and_labels_work_against_the_server(tmp_path / "serve" / "forge.yaml", request_ids)
+    _state_is_on_s3_only(fs, tmp_path, started, three_nodes)
+
+
+def _serve_shutdown(cluster: dict) -> None:
+    subprocess.run([str(BIN / "serve"), "shutdown", "--address", cluster["dashboard"], "-y"], env=cluster["env"],
+                   capture_output=True, timeout=120)  # replicas flush what they hold
+
+
+def _serve_drift_retrain_swap(stack: dict, three_nodes: dict, tmp_path: Path, cfg: dict, port: int) -> list[str]:
+    """Traffic to the deployed app, a drift job on its S3 log, a retraining job, the live swap: the request ids."""
+    fs = stack["fs"]
     url = f"http://127.0.0.1:{port}"
     assert wait_ready(f"{url}/readyz", 240), "the deployed app never became ready"
 
@@ -163,7 +194,7 @@ def test_pipeline_serve_drift_retrain_swap_with_all_state_on_s3(stack, three_nod
         ok += len(r.json()["predictions"])
         request_ids.append(r.json()["request_id"])
 
-    deadline = time.time() + 60  # the replicas flush their logs to S3 every 0.5 s
+    deadline = time.time() + 120  # the replicas flush their logs to S3 every 0.5 s
     while time.time() < deadline and _log_rows(fs) < ok:
         time.sleep(1)
     assert _log_rows(fs) == ok
@@ -176,7 +207,7 @@ def test_pipeline_serve_drift_retrain_swap_with_all_state_on_s3(stack, three_nod
     retrain = _submit(three_nodes, _folder(tmp_path, "retrain", cfg), "python", "jobs/retrain.py", "-c",
                       "forge.yaml", "--reason", "cluster-test", "--json")
     assert retrain["triggered"] and retrain["promoted"] and retrain["model_version"] == "2"
-    deadline = time.time() + 60
+    deadline = time.time() + 180  # replicas poll every second; loading the new version is the slow part
     version = None
     while time.time() < deadline and version != "2":
         r = httpx.post(f"{url}/v1/predict", json={"instances": json.loads(rows.iloc[:1].to_json(orient="records"))},
@@ -185,10 +216,10 @@ def test_pipeline_serve_drift_retrain_swap_with_all_state_on_s3(stack, three_nod
         version = r.json()["model"]["version"]
         time.sleep(0.5)
     assert version == "2", "the live app did not swap to the retrained version"
-    subprocess.run([str(BIN / "serve"), "shutdown", "--address", three_nodes["dashboard"], "-y"],
-                   env=three_nodes["env"], capture_output=True, timeout=120)
-    _registry_and_labels_work_against_the_server(tmp_path / "serve" / "forge.yaml", request_ids)
+    return request_ids
 
+
+def _state_is_on_s3_only(fs: pafs.S3FileSystem, tmp_path: Path, started: float, three_nodes: dict) -> None:
     files = {i.path for i in fs.get_file_info(pafs.FileSelector("forge-cluster/ws", recursive=True))}
     for key in ("datasets/churn/LATEST", "reports/validation-churn-", "quarantine/churn/", "features/churn/meta.json",
                 "predictions/churn/part-", "reports/drift-churn-", "reports/evaluation-churn-"):
