@@ -35,6 +35,20 @@ def pytest_runtest_setup(item):
                     pytrace=False)
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Each failure in one untruncated line with its phase and duration: CI shows only the tail of a run, and
+    pytest's own summary cuts the message at the terminal's width (80 columns there)."""
+    failed = terminalreporter.stats.get("failed", []) + terminalreporter.stats.get("error", [])
+    if not failed:
+        return
+    terminalreporter.section("failures, one line each")
+    for rep in failed:
+        crash = getattr(rep.longrepr, "reprcrash", None)
+        why = crash.message if crash is not None else str(rep.longrepr)[-400:]
+        why = " ".join(why.split())[:600]
+        terminalreporter.line(f"{rep.nodeid} ({rep.when}, {rep.duration:.0f} s): {why}")
+
+
 def require_binary(name: str) -> str:
     """A system binary the tests need: under CI a missing one fails; locally it skips with the fix."""
     path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
