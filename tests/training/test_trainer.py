@@ -11,6 +11,9 @@ from forge.workspace import Workspace
 pytestmark = pytest.mark.integration
 
 
+# Its call took 119 s and 580 s in two full runs an hour apart (the cause of that spread is not found), and as
+# the suite's last test its time also holds the session's teardown (36 s).
+@pytest.mark.timeout(900)
 def test_asha_stops_weak_mlp_trials_early(trained_project, tmp_path):
     cfg, _ = trained_project
     c = cfg.model_copy(deep=True)
