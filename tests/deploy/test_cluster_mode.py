@@ -162,7 +162,7 @@ def test_pipeline_serve_drift_retrain_swap_with_all_state_on_s3(stack, three_nod
     assert d.returncode == 0, d.stderr[-2000:]
     try:
         request_ids = _serve_drift_retrain_swap(stack, three_nodes, tmp_path, cfg, port)
-    finally:  # the app's replicas hold CPUs the next tests' trials and replicas need: never leave it running
+    finally:  # replicas flush what they hold before the labels report reads the log (on a failure, _free_cluster)
         _serve_shutdown(three_nodes)
     _registry_and_labels_work_against_the_server(tmp_path / "serve" / "forge.yaml", request_ids)
     _state_is_on_s3_only(fs, tmp_path, started, three_nodes)
