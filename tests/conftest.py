@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import secrets
 import shutil
 import socket
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -47,6 +50,31 @@ def pytest_terminal_summary(terminalreporter):
         why = crash.message if crash is not None else str(rep.longrepr)[-400:]
         why = " ".join(why.split())[:600]
         terminalreporter.line(f"{rep.nodeid} ({rep.when}, {rep.duration:.0f} s): {why}")
+
+
+_EXIT_GRACE_S = float(os.environ.get("FORGE_TEST_EXIT_GRACE_S", 180))
+
+
+def pytest_unconfigure(config):
+    """The run ends within minutes of its summary. Python waits for every non-daemon thread before it exits, so a
+    thread a test leaked kept CI's run alive for 18 minutes after pytest had printed its result (CI then killed
+    it and the stop counted as a timeout). If the process is still here after the grace, this names the threads
+    that hold it, dumps their stacks and exits with pytest's status (1 if that was a pass: a hang is a fault)."""
+    status = int(getattr(config, "_forge_exitstatus", 1) or 0)
+
+    def watchdog() -> None:
+        time.sleep(_EXIT_GRACE_S)
+        alive = [t.name for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon]
+        sys.stderr.write(f"\nforge tests: still running {_EXIT_GRACE_S:.0f} s after the summary; threads holding "
+                         f"the exit: {alive}\n")
+        faulthandler.dump_traceback(all_threads=True)
+        os._exit(status or 1)
+
+    threading.Thread(target=watchdog, name="forge-exit-watchdog", daemon=True).start()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    session.config._forge_exitstatus = exitstatus
 
 
 def require_binary(name: str) -> str:

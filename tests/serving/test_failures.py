@@ -44,17 +44,31 @@ def _load(url, headers, rows, stop, results):
 
 
 def _under_load(url, headers, rows, action, threads=3, settle=2.0):
+    """Run `action` while `threads` clients post; the clients stop even when `action` raises. (They did not once:
+    an action's timeout left two clients posting through the rest of CI's suite, and the interpreter then waited
+    on them at exit until CI killed the run.)"""
     stop, results = threading.Event(), []
-    workers = [threading.Thread(target=_load, args=(url, headers, rows, stop, results)) for _ in range(threads)]
+    workers = [threading.Thread(target=_load, args=(url, headers, rows, stop, results), daemon=True)
+               for _ in range(threads)]
     for t in workers:
         t.start()
-    time.sleep(settle)
-    out = action()
-    time.sleep(settle)
-    stop.set()
-    for t in workers:
-        t.join()
+    try:
+        time.sleep(settle)
+        out = action()
+        time.sleep(settle)
+    finally:
+        stop.set()
+        for t in workers:
+            t.join(timeout=60)
     return out, results
+
+
+def _ready(url: str) -> bool:
+    """/readyz answers 200; a request routed to a replica that was just killed may time out, which is a no."""
+    try:
+        return httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def _logged(cfg, ids: set[str], expected: int, timeout: float = 30) -> "pd.DataFrame":  # noqa: F821
@@ -115,8 +129,7 @@ def test_replica_kill_under_load_is_bounded_and_loses_no_log_record(served, auth
         deadline = time.time() + 90
         while time.time() < deadline:
             replicas = [a for a in _alive() if "ServeReplica:churn:forge" in a.class_name]
-            if replicas and victim.actor_id not in {a.actor_id for a in replicas} and \
-                    httpx.get(f"{url}/readyz").status_code == 200:
+            if replicas and victim.actor_id not in {a.actor_id for a in replicas} and _ready(url):
                 return replicas
             time.sleep(0.5)
         return []

@@ -62,7 +62,7 @@ def test_killed_worker_resumes_from_checkpoint(ray_session, tmp_path):
                              max_epochs=6, storage=tmp_path, name="mlp-kill", epoch_sleep=1.0,
                              progress_file=str(progress), max_failures=2)
 
-    t = threading.Thread(target=train)
+    t = threading.Thread(target=train, daemon=True)  # a failed assert must not leave it holding the exit
     t.start()
     deadline = time.time() + 120
     while time.time() < deadline and (not progress.exists() or len(progress.read_text().splitlines()) < 2):
