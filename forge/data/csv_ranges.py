@@ -74,7 +74,8 @@ class CSVRanges(Datasource):
         for path, start, end in self.ranges():
             if path not in columns:
                 columns[path] = header(self.fs, path)
-            yield from _read_range(self.fs, path, start, end, columns[path], self.keep_malformed)
+            # This process has the machine's cores to itself here (a Ray task has one): pyarrow parses in threads.
+            yield from _read_range(self.fs, path, start, end, columns[path], self.keep_malformed, threads=True)
 
     def estimate_inmemory_data_size(self) -> int:
         return sum(size for _, size in self.files)
@@ -103,13 +104,14 @@ def _open(fs, path: str):
     return fs.open_input_file(path) if splittable([path]) else fs.open_input_stream(path, compression="detect")
 
 
-def _read_range(fs, path: str, start: int, end: int, columns: list[str], keep_malformed: bool):
+def _read_range(fs, path: str, start: int, end: int, columns: list[str], keep_malformed: bool,
+                threads: bool = False):
     """The lines that begin in [start, end) as a table of strings (empty fields null), then, if any, the
     malformed ones as a block of MALFORMED records."""
     if not splittable([path]):
         with _open(fs, path) as f:
             data = f.read()
-        return _parse(data, 0, path, columns, keep_malformed)
+        return _parse(data, 0, path, columns, keep_malformed, threads)
     at = max(start - 1, 0)  # from the byte before: a line begins where the previous one ended
     with fs.open_input_file(path) as f:
         f.seek(at)
@@ -123,10 +125,11 @@ def _read_range(fs, path: str, start: int, end: int, columns: list[str], keep_ma
     first = data.find(b"\n") + 1
     if first == 0 or at + first >= end:
         return [pa.table({c: pa.array([], pa.string()) for c in columns})]
-    return _parse(data[first:], at + first, path, columns, keep_malformed)
+    return _parse(data[first:], at + first, path, columns, keep_malformed, threads)
 
 
-def _parse(data: bytes, offset: int, path: str, columns: list[str], keep_malformed: bool) -> list[pa.Table]:
+def _parse(data: bytes, offset: int, path: str, columns: list[str], keep_malformed: bool,
+           threads: bool = False) -> list[pa.Table]:
     """CSV text (no header) that begins at byte offset of path, as a table of strings [+ a MALFORMED block]."""
     if offset == 0:  # the file's start: skip its header line
         data = data[data.find(b"\n") + 1:] if b"\n" in data else b""
@@ -137,7 +140,7 @@ def _parse(data: bytes, offset: int, path: str, columns: list[str], keep_malform
                              invalid=invalid)
     table = pacsv.read_csv(
         pa.py_buffer(data),
-        read_options=pacsv.ReadOptions(column_names=columns, use_threads=False),
+        read_options=pacsv.ReadOptions(column_names=columns, use_threads=threads),
         parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
         convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in columns}, strings_can_be_null=True),
     )

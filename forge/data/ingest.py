@@ -22,7 +22,7 @@ from forge.data.csv_ranges import line_numbers
 from forge.data.health import excluded_columns, feature_warnings
 from forge.data.loading import filesystem, local_csv_tables, read_dataset, source_format
 from forge.data.profile import infer_source_schema
-from forge.data.rows import MALFORMED, RAW, REASON, RowValidator, arrow_schema
+from forge.data.rows import MALFORMED, RAW, REASON, ParseMemo, RowValidator, arrow_schema
 from forge.data.validation import DatasetStats, dataset_checks
 from forge.data.versioning import DatasetVersion, commit_version, content_version
 from forge.errors import ForgeError
@@ -75,11 +75,12 @@ class ValidationResult:
         }
 
 
-def resolve_schema(cfg: ForgeConfig, tables: list[pa.Table] | None = None) -> dict[str, ColumnSchema]:
+def resolve_schema(cfg: ForgeConfig, tables: list[pa.Table] | None = None,
+                   memo: ParseMemo | None = None) -> dict[str, ColumnSchema]:
     """The declared schema, or the profile of every row of the source (never hard rules)."""
     if cfg.data.schema_:
         return cfg.data.schema_
-    return infer_source_schema(cfg, tables=tables).schema
+    return infer_source_schema(cfg, tables=tables, memo=memo).schema
 
 
 def validate_dataset(cfg: ForgeConfig, progress=None, lineage: dict | None = None) -> ValidationResult:
@@ -115,11 +116,12 @@ def _validate(cfg: ForgeConfig, ws: Workspace, stage: Path, progress, lineage: d
     # parsing it twice was a third of the time at 500k rows. A declared schema needs one pass, streamed.
     local = local_csv_tables(cfg, keep_malformed=True) if not cfg.data.schema_ else None
     tables = list(local) if local is not None else None
-    schema = resolve_schema(cfg, tables)
+    memo = ParseMemo() if tables is not None else None  # the inference pass's parse, reused by validation
+    schema = resolve_schema(cfg, tables, memo)
     target = cfg.data.target
     if target not in schema:
         raise DataCheckError(f"data.target: column {target!r} is not in the data ({', '.join(schema)})", {})
-    seen = _stream(cfg, schema, stage, progress, tables)
+    seen = _stream(cfg, schema, stage, progress, tables, memo)
     rows_seen, rows_valid = seen.rows_seen, seen.stats.rows_valid
     schema_json = json.dumps({k: v.model_dump(exclude_none=True) for k, v in schema.items()}, sort_keys=True)
     version = content_version(schema_json, seen.stats.sorted_hashes())
@@ -145,7 +147,7 @@ def _validate(cfg: ForgeConfig, ws: Workspace, stage: Path, progress, lineage: d
 
 
 def _stream(cfg: ForgeConfig, schema: dict[str, ColumnSchema], stage: Path, progress,
-            tables: list[pa.Table] | None = None) -> _Pass:
+            tables: list[pa.Table] | None = None, memo: ParseMemo | None = None) -> _Pass:
     """One pass: valid rows to stage/data.parquet, quarantined ones (with reasons) to stage/quarantine.parquet."""
     malformed: list[dict] = []  # malformed CSV lines, numbered once the pass is over
     valid_schema = arrow_schema(schema)
@@ -156,7 +158,7 @@ def _stream(cfg: ForgeConfig, schema: dict[str, ColumnSchema], stage: Path, prog
     with pq.ParquetWriter(stage / "data.parquet", valid_schema, use_dictionary=text) as vw, pq.ParquetWriter(
         stage / QUARANTINE, _QSCHEMA
     ) as qw:
-        for batch in _tagged_batches(cfg, schema, tables):
+        for batch in _tagged_batches(cfg, schema, tables, memo):
             seen.rows_seen += batch.num_rows
             bad_mask = pc.is_valid(batch.column(REASON))
             good = batch.filter(pc.invert(bad_mask))
@@ -180,12 +182,14 @@ def _stream(cfg: ForgeConfig, schema: dict[str, ColumnSchema], stage: Path, prog
     return seen
 
 
-def _tagged_batches(cfg: ForgeConfig, schema: dict[str, ColumnSchema], tables: list[pa.Table] | None):
+def _tagged_batches(cfg: ForgeConfig, schema: dict[str, ColumnSchema], tables: list[pa.Table] | None,
+                    memo: ParseMemo | None = None):
     """The source's rows tagged by RowValidator: in this process for a small CSV file, else on Ray Data."""
-    validator = RowValidator(schema)
     local = tables if tables is not None else local_csv_tables(cfg, keep_malformed=True)
     if local is not None:
+        validator = RowValidator(schema, memo)
         return (validator(table) for table in local)
+    validator = RowValidator(schema)
     ds = read_dataset(cfg, schema, keep_malformed=True).map_batches(validator, batch_format="pyarrow",
                                                                     batch_size=None)
     return ds.iter_batches(batch_format="pyarrow", batch_size=None)

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from forge.config import ColumnSchema, ForgeConfig
-from forge.data.rows import MALFORMED, _missing, _parse
+from forge.data.rows import MALFORMED, ParseMemo, _parse, as_float, prepared
 from forge.errors import UsageError
 
 CATEGORY_LIMIT = 30  # more distinct values than this: free text or an id, not a category
@@ -122,8 +122,9 @@ def _looks_like_dates(s: pd.Series) -> bool:
     return bool(s.head(20).str.match(r"^\d{4}-\d{2}-\d{2}").all())
 
 
-def profile_table(table: pa.Table, kinds: dict[str, str]) -> SourceProfile:
-    """The profile of one Arrow batch, each column parsed as its proposed kind by the validator's parser."""
+def profile_table(table: pa.Table, kinds: dict[str, str], memo: ParseMemo | None = None) -> SourceProfile:
+    """The profile of one Arrow batch, each column parsed as its proposed kind by the validator's parser (memo:
+    keeps the parse for the validation pass over the same table)."""
     if MALFORMED in table.column_names:  # malformed lines are no rows of the data: validation quarantines them
         table = table.filter(pc.is_null(table.column(MALFORMED))).drop_columns([MALFORMED])
     cols = {}
@@ -133,12 +134,11 @@ def profile_table(table: pa.Table, kinds: dict[str, str]) -> SourceProfile:
             prof.nulls = table.num_rows
             cols[name] = prof
             continue
-        raw = table.column(name).combine_chunks()
-        missing = _missing(raw)
+        raw, missing, present = prepared(table, name, memo)
         prof.nulls = int(pc.sum(missing).as_py() or 0)
-        present = pc.if_else(missing, pa.scalar(None, raw.type), raw)
         # An int proposal is parsed as float: a fraction (or a number past int64) widens it, it is no junk.
-        val, bad = _parse(present, "float" if kind == "int" else kind)
+        numeric = kind in ("int", "float")
+        val, bad = _parse(present, "float" if numeric else kind, as_float(table, name, present, memo) if numeric else None)
         bad = pc.and_(bad, pc.invert(missing))
         prof.bad = int(pc.sum(bad).as_py() or 0)
         if prof.bad:
@@ -172,11 +172,13 @@ class _BatchProfiler:
         return pa.table({_PROFILE: pa.array([pickle.dumps(profile_table(batch, self.kinds))], pa.binary())})
 
 
-def profile_source(cfg: ForgeConfig, kinds: dict[str, str], tables: list[pa.Table] | None = None) -> SourceProfile:
+def profile_source(cfg: ForgeConfig, kinds: dict[str, str], tables: list[pa.Table] | None = None,
+                   memo: ParseMemo | None = None) -> SourceProfile:
     """One pass over every row of the source (in process for a small CSV file, else Ray Data).
 
     Args:
         tables: the source already read here (validation reads a small file once for both of its passes).
+        memo: keeps the parse of `tables` for the validation pass.
 
     Malformed lines are skipped here; the validation pass quarantines them.
     """
@@ -188,7 +190,7 @@ def profile_source(cfg: ForgeConfig, kinds: dict[str, str], tables: list[pa.Tabl
     if local is not None:
         for table in local:
             if MALFORMED not in table.column_names:
-                total.merge(profile_table(table, kinds))
+                total.merge(profile_table(table, kinds, memo))
         return total
     ds = read_dataset(cfg).map_batches(
         _BatchProfiler(kinds), batch_format="pyarrow", batch_size=None)
@@ -208,14 +210,14 @@ class InferredSchema:
     notes: dict[str, str]
 
 
-def infer_source_schema(cfg: ForgeConfig, head_rows: int = 5000,
-                        tables: list[pa.Table] | None = None) -> InferredSchema:
+def infer_source_schema(cfg: ForgeConfig, head_rows: int = 5000, tables: list[pa.Table] | None = None,
+                        memo: ParseMemo | None = None) -> InferredSchema:
     """Types proposed from the first rows, then confirmed or widened on every row of the source (`tables`: the
-    source already read in this process)."""
+    source already read in this process; `memo`: keeps their parse for validation)."""
     from forge.data.loading import sample
 
     kinds = propose_kinds(sample(cfg, head_rows))
-    profile = profile_source(cfg, kinds, tables)
+    profile = profile_source(cfg, kinds, tables, memo)
     schema, notes = settle(profile, cfg.data.target)
     return InferredSchema(schema, profile.rows, profile.sampled, notes)
 

@@ -104,3 +104,26 @@ def test_row_hash_depends_on_content_only():
     typed = pa.table({"a": pa.array([1.0, None]), "b": pa.array(["x", None])})
     swapped = pa.table({"a": pa.array([None, 1.0]), "b": pa.array(["x", None])})
     assert not np.array_equal(row_hashes(typed), row_hashes(swapped))
+
+
+def test_the_profile_pass_parse_is_reused_by_validation_with_the_same_result(monkeypatch):
+    """In process, schema inference and validation read the same tables: each numeric column is cast once (the
+    memo), and the validator's output is exactly what it gives without one, bad rows and blank strings included."""
+    import forge.data.rows as rows_mod
+    from forge.data.profile import profile_table
+    from forge.data.rows import ParseMemo
+
+    rows = [(str(i), f"{i}.5" if i % 7 else " ", "red" if i % 3 else "", "2026-01-01", "true") for i in range(60)]
+    rows[5] = ("x5", "abc", "purple", "2026-01-01", "maybe")
+    batch = _strings(rows)
+    casts = []
+    real = rows_mod._cast_or
+    monkeypatch.setattr(rows_mod, "_cast_or", lambda raw, to, slow: casts.append(to) or real(raw, to, slow))
+    memo = ParseMemo()
+    profile_table(batch, {"id": "int", "amount": "float", "color": "str", "when": "datetime", "flag": "bool"}, memo)
+    with_memo = RowValidator(SCHEMA, memo)(batch)
+    assert casts.count(pa.float64()) == 2  # id and amount, once each for both passes
+    assert with_memo.equals(RowValidator(SCHEMA)(batch))
+    assert with_memo.column(REASON).to_pylist()[5] == "column 'id': cannot parse x5 as int"
+    assert with_memo.column(REASON).to_pylist()[7] == "column 'amount': null not allowed"  # " " is missing
+    assert not memo._entries  # released once validated
