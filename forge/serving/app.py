@@ -66,7 +66,7 @@ def _app(cfg: ForgeConfig, settings: Settings) -> FastAPI:
     return api
 
 
-def _json_body(request: Request) -> None:
+async def _json_body(request: Request) -> None:  # async: no thread-pool hop for a header check
     """415 for a body that is not JSON: a dependency, so it runs before FastAPI validates the body."""
     if "json" not in request.headers.get("content-type", "").lower():
         raise HTTPException(415, "Content-Type must be application/json")
