@@ -144,12 +144,11 @@ class ParseMemo:
 def prepared(table: pa.Table, name: str, memo: ParseMemo | None = None) -> tuple[pa.Array, pa.Array, pa.Array]:
     """(raw, missing, present) of a column: its values, the missing mask, and the values with missing as null."""
 
-    def compute():
-        raw = table.column(name).combine_chunks()
-        missing = _missing(raw)
-        return raw, missing, pc.if_else(missing, pa.scalar(None, raw.type), raw)
-
-    return memo.get(table, (name, "prepared"), compute) if memo is not None else compute()
+    raw = table.column(name).combine_chunks()
+    # Only the mask is kept between passes: holding the combined and masked copies of every string column
+    # made the second pass slower than parsing again (page faults on 3x the memory).
+    missing = memo.get(table, (name, "missing"), lambda: _missing(raw)) if memo is not None else _missing(raw)
+    return raw, missing, pc.if_else(missing, pa.scalar(None, raw.type), raw)
 
 
 def as_float(table: pa.Table, name: str, present: pa.Array, memo: ParseMemo | None = None) -> pa.Array:
