@@ -94,3 +94,23 @@ def test_a_request_is_one_line_and_comes_back_as_its_rows(tmp_path):
     assert (df.xs("req")["model_version"] == "1").all() and df.loc[("live", 0), "x"] == 9.0
     assert pd.api.types.is_datetime64_any_dtype(df["timestamp"]) and set(df.index.get_level_values(0)) == {
         "req", "live", "r0", "r1"}
+
+
+def test_write_ahead_lines_recover_what_either_encoder_wrote(tmp_path):
+    """The fast encoder writes timestamps with a T and text as UTF-8; a value it cannot encode (pd.NaT, which an
+    online-store fill can give) sends the line through json.dumps. Both recover to the same rows."""
+    from forge.monitoring.prediction_log import _json_line, recover
+
+    stamp = pd.Timestamp("2026-11-28 10:00:00.5")
+    common = {"request_id": "q", "timestamp": stamp, "model_name": "m", "model_version": "1",
+              "variant": "champion", "latency_ms": 1.0}
+    fast = _json_line({"rows": [{"x": 0.1 + 0.2, "city": "Zürich\u2028"}], "per_row": {"row": [0], "score": [0.5]},
+                       "common": common})
+    slow = _json_line({"rows": [{"x": 1.0, "seen": pd.NaT}], "per_row": {"row": [1], "score": [0.25]},
+                       "common": common})
+    assert '"2026-11-28T10:00:00.500000"' in fast and '"NaT"' in slow  # one line from each encoder
+    (tmp_path / "wal-0-0-test.jsonl").write_text(fast + slow, encoding="utf-8")
+    assert recover(tmp_path) == 2
+    df = read_log(tmp_path).set_index("row")
+    assert df.loc[0, "x"] == 0.1 + 0.2 and df.loc[0, "city"] == "Zürich\u2028" and df.loc[1, "seen"] == "NaT"
+    assert (df["timestamp"] == stamp).all()
