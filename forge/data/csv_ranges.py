@@ -138,15 +138,22 @@ def _parse(data: bytes, offset: int, path: str, columns: list[str], keep_malform
     data, invalid = _without_invalid_utf8(data)
     handler = MalformedLines(records if keep_malformed else None, path, offset or 0, header=offset is None,
                              invalid=invalid)
-    table = pacsv.read_csv(
+    table = _read_strings(data, columns, handler, threads)
+    if threads and records:  # pyarrow numbers no row it parsed in threads: read again in order, for the numbers
+        records.clear()
+        table = _read_strings(data, columns, handler, False)
+    if not records:
+        return [table]
+    return [table, pa.table({MALFORMED: pa.array([json.dumps(r) for r in records], pa.string())})]
+
+
+def _read_strings(data: bytes, columns: list[str], handler, threads: bool) -> pa.Table:
+    return pacsv.read_csv(
         pa.py_buffer(data),
         read_options=pacsv.ReadOptions(column_names=columns, use_threads=threads),
         parse_options=pacsv.ParseOptions(invalid_row_handler=handler),
         convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in columns}, strings_can_be_null=True),
     )
-    if not records:
-        return [table]
-    return [table, pa.table({MALFORMED: pa.array([json.dumps(r) for r in records], pa.string())})]
 
 
 def _without_invalid_utf8(data: bytes) -> tuple[bytes, dict[str, tuple[str, int]]]:

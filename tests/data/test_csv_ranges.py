@@ -17,10 +17,13 @@ from forge.data.rows import MALFORMED
 LINES = ["id,name,amount", *(f'{i},"n, {i}",{i * 1.5}' for i in range(40)), "40,,", "41,last,9"]
 
 
-def _blocks(path, range_bytes: int, keep_malformed: bool = False) -> list[pa.Table]:
+def _blocks(path, range_bytes: int, keep_malformed: bool = False, here: bool = False) -> list[pa.Table]:
+    """The ranges' tables as Ray's read tasks give them, or (here) as the in-process read does, in threads."""
     fs = pafs.LocalFileSystem()
     source = CSVRanges([str(path)], fs, keep_malformed)
     source.range_bytes = range_bytes
+    if here:
+        return list(source.read_here())
     tasks = source.get_read_tasks(1)
     assert len(tasks) == source.num_ranges()
     return [t for task in tasks for t in task()]
@@ -43,12 +46,13 @@ def test_every_line_once_in_order_wherever_the_cuts_fall(tmp_path, range_bytes, 
     assert t.column("name").to_pylist()[40] is None and t.column("amount").to_pylist()[41] == "9"
 
 
+@pytest.mark.parametrize("here", [False, True])  # True: pyarrow parses in threads and numbers no row
 @pytest.mark.parametrize("range_bytes", [5, 31, 1 << 20])
-def test_malformed_lines_are_recorded_with_their_line_number(tmp_path, range_bytes):
+def test_malformed_lines_are_recorded_with_their_line_number(tmp_path, range_bytes, here):
     lines = LINES[:10] + ["oops"] + LINES[10:30] + ["1,2,3,4"] + LINES[30:]
     path = tmp_path / "d.csv"
     path.write_text("\n".join(lines) + "\n")
-    blocks = _blocks(path, range_bytes, keep_malformed=True)
+    blocks = _blocks(path, range_bytes, keep_malformed=True, here=here)
     good = pa.concat_tables([b for b in blocks if MALFORMED not in b.column_names])
     assert good.num_rows == len(LINES) - 1  # every good line, and only those
     # Malformed lines travel in blocks of their own (a task on another node cannot write to the driver's disk).
