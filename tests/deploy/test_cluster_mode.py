@@ -442,5 +442,10 @@ def test_serving_loses_no_prediction_when_a_worker_node_is_killed(stack, three_n
     # The caller's x-request-id rides along as client_request_id (the join key is the server's own id).
     logged = log["client_request_id"].dropna().tolist()
     assert ok <= set(logged), f"{len(ok - set(logged))} answered predictions are missing from the log"
-    assert len(logged) == len(set(logged)), "a prediction was logged twice"
+    assert not log.duplicated(["request_id", "row"]).any(), "a prediction was logged twice"
+    # A retried request can be served twice: the dying replica logged it (its write-ahead segment was recovered
+    # above) but its answer never reached the client, who sent it again. Seen once in a full run: 2 retried, 1
+    # logged by both replicas, each under its own server request_id. Only a retried client id may appear twice.
+    twice = {c for c, n in Counter(logged).items() if n > 1}
+    assert twice <= set(retried), f"{len(twice - set(retried))} requests sent once were logged twice"
     assert rate <= 0.01, f"{rate:.2%} of requests failed while a node died"
