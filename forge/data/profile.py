@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from forge.config import ColumnSchema, ForgeConfig
-from forge.data.rows import MALFORMED, ParseMemo, _parse, as_float, prepared
+from forge.data.rows import MALFORMED, ParseMemo, parse_column
 from forge.errors import UsageError
 
 CATEGORY_LIMIT = 30  # more distinct values than this: free text or an id, not a category
@@ -134,12 +134,9 @@ def profile_table(table: pa.Table, kinds: dict[str, str], memo: ParseMemo | None
             prof.nulls = table.num_rows
             cols[name] = prof
             continue
-        raw, missing, present = prepared(table, name, memo)
-        prof.nulls = int(pc.sum(missing).as_py() or 0)
         # An int proposal is parsed as float: a fraction (or a number past int64) widens it, it is no junk.
-        numeric = kind in ("int", "float")
-        val, bad = _parse(present, "float" if numeric else kind, as_float(table, name, present, memo) if numeric else None)
-        bad = pc.and_(bad, pc.invert(missing))
+        raw, missing, present, val, bad = parse_column(table, name, "float" if kind == "int" else kind, memo)
+        prof.nulls = int(pc.sum(missing).as_py() or 0)
         prof.bad = int(pc.sum(bad).as_py() or 0)
         if prof.bad:
             prof.examples = raw.filter(bad).slice(0, 3).to_pylist()

@@ -10,6 +10,7 @@ pandas for that batch only, so every reason stays exact.
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -72,10 +73,7 @@ class RowValidator:
                 mark(np.ones(n, bool), f"{col}: column missing")
                 typed.append(pa.nulls(n, _ARROW[spec.type]))
                 continue
-            raw, missing, present = prepared(batch, col, self.memo)
-            numeric = spec.type in ("int", "float")
-            val, bad = _parse(present, spec.type, as_float(batch, col, present, self.memo) if numeric else None)
-            bad = pc.and_(bad, pc.invert(missing))
+            raw, missing, _, val, bad = parse_column(batch, col, spec.type, self.memo)
             mark(bad, lambda i, raw=raw, col=col, t=spec.type: [
                 f"column '{col}': cannot parse {v} as {t}" for v in raw.take(i).to_pylist()])
             if spec.type == "float":
@@ -141,22 +139,27 @@ class ParseMemo:
             del self._entries[key]
 
 
-def prepared(table: pa.Table, name: str, memo: ParseMemo | None = None) -> tuple[pa.Array, pa.Array, pa.Array]:
-    """(raw, missing, present) of a column: its values, the missing mask, and the values with missing as null."""
+class ParsedColumn(NamedTuple):
+    raw: pa.Array  # the column's values as read
+    missing: pa.Array  # null, NaN or blank
+    present: pa.Array  # raw with the missing values null
+    values: pa.Array  # present parsed as the kind
+    bad: pa.Array  # present values that do not parse
 
+
+def parse_column(table: pa.Table, name: str, kind: str, memo: ParseMemo | None = None) -> ParsedColumn:
+    """A column parsed as `kind`, by the profile pass and the validator alike. With a memo, the missing mask and
+    the float64 cast (an int and a float column parse alike) are computed once for both passes; the combined and
+    masked copies of the text are not kept: holding them made the second pass slower than parsing again (page
+    faults on 3x the memory)."""
     raw = table.column(name).combine_chunks()
-    # Only the mask is kept between passes: holding the combined and masked copies of every string column
-    # made the second pass slower than parsing again (page faults on 3x the memory).
     missing = memo.get(table, (name, "missing"), lambda: _missing(raw)) if memo is not None else _missing(raw)
-    return raw, missing, pc.if_else(missing, pa.scalar(None, raw.type), raw)
-
-
-def as_float(table: pa.Table, name: str, present: pa.Array, memo: ParseMemo | None = None) -> pa.Array:
-    """A column's present values as float64 (unparseable ones null): an int and a float column parse alike."""
-
-    if memo is None:
-        return _to_float(present)
-    return memo.get(table, (name, "float"), lambda: _to_float(present))
+    present = pc.if_else(missing, pa.scalar(None, raw.type), raw)
+    floats = None
+    if kind in ("int", "float"):
+        floats = memo.get(table, (name, "float"), lambda: _to_float(present)) if memo is not None else None
+    values, bad = _parse(present, kind, floats)
+    return ParsedColumn(raw, missing, present, values, pc.and_(bad, pc.invert(missing)))
 
 
 def _to_float(raw: pa.Array) -> pa.Array:
@@ -185,7 +188,7 @@ def _parse(raw: pa.Array, kind: str, floats: pa.Array | None = None) -> tuple[pa
     """(values, mask of values that do not parse); missing values are null in raw and in the result.
 
     Args:
-        floats: raw as float64 already (as_float, memoised), for an int or float kind; None casts here.
+        floats: raw as float64 already (memoised by parse_column), for an int or float kind; None casts here.
     """
     textual = pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type)
     if kind in ("int", "float"):
