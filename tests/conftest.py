@@ -55,12 +55,13 @@ def pytest_terminal_summary(terminalreporter):
 _EXIT_GRACE_S = float(os.environ.get("FORGE_TEST_EXIT_GRACE_S", 180))
 
 
-def pytest_unconfigure(config):
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
     """The run ends within minutes of its summary. Python waits for every non-daemon thread before it exits, so a
     thread a test leaked kept CI's run alive for 18 minutes after pytest had printed its result (CI then killed
     it and the stop counted as a timeout). If the process is still here after the grace, this names the threads
     that hold it, dumps their stacks and exits with pytest's status (1 if that was a pass: a hang is a fault)."""
-    status = int(getattr(config, "_forge_exitstatus", 1) or 0)
+    status = int(exitstatus)
 
     def watchdog() -> None:
         time.sleep(_EXIT_GRACE_S)
@@ -71,10 +72,6 @@ def pytest_unconfigure(config):
         os._exit(status or 1)
 
     threading.Thread(target=watchdog, name="forge-exit-watchdog", daemon=True).start()
-
-
-def pytest_sessionfinish(session, exitstatus):
-    session.config._forge_exitstatus = exitstatus
 
 
 def require_binary(name: str) -> str:

@@ -16,6 +16,7 @@ from forge.monitoring.prediction_log import read_log
 from forge.registry.client import HASH_TAG, MODEL_FILE, Registry
 from forge.training.packaging import file_sha256
 from forge.workspace import Workspace, tracking_uri
+from tests.conftest import wait_ready
 from tests.serving.test_app import _alive, _rows
 
 pytestmark = pytest.mark.integration
@@ -61,14 +62,6 @@ def _under_load(url, headers, rows, action, threads=3, settle=2.0):
         for t in workers:
             t.join(timeout=60)
     return out, results
-
-
-def _ready(url: str) -> bool:
-    """/readyz answers 200; a request routed to a replica that was just killed may time out, which is a no."""
-    try:
-        return httpx.get(f"{url}/readyz", timeout=5).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def _logged(cfg, ids: set[str], expected: int, timeout: float = 30) -> "pd.DataFrame":  # noqa: F821
@@ -129,8 +122,9 @@ def test_replica_kill_under_load_is_bounded_and_loses_no_log_record(served, auth
         deadline = time.time() + 90
         while time.time() < deadline:
             replicas = [a for a in _alive() if "ServeReplica:churn:forge" in a.class_name]
-            if replicas and victim.actor_id not in {a.actor_id for a in replicas} and _ready(url):
-                return replicas
+            if replicas and victim.actor_id not in {a.actor_id for a in replicas}:
+                # wait_ready counts a /readyz routed to the killed replica, which may time out, as not ready yet
+                return replicas if wait_ready(f"{url}/readyz", deadline - time.time()) else []
             time.sleep(0.5)
         return []
 
