@@ -28,6 +28,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from forge.features._edgecount import EdgeCounter
+
 BINS = 512
 BINS_FILE = "reference_bins.json"
 
@@ -61,6 +63,10 @@ class NumericBins:
     below: float = 0.0
     above: float = 0.0
     std: float = 1.0
+    counter: EdgeCounter | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.counter = self.counter or EdgeCounter(self.edges)
 
     @classmethod
     def fit(cls, values: np.ndarray, bins: int = BINS) -> NumericBins:
@@ -70,10 +76,10 @@ class NumericBins:
         return out
 
     def empty(self) -> NumericBins:
-        return NumericBins(self.edges, np.zeros_like(self.counts), std=self.std)
+        return NumericBins(self.edges, np.zeros_like(self.counts), std=self.std, counter=self.counter)
 
     def add(self, values: np.ndarray) -> None:
-        counts = np.bincount(np.searchsorted(self.edges, values, side="right"), minlength=len(self.counts))
+        counts = self.counter.counts(values)
         self.counts += counts
         if counts[0]:  # only then is there a tail below the reference's min to measure (a second pass)
             self.below += float((self.edges[0] - values[values < self.edges[0]]).sum())

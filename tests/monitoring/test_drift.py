@@ -63,6 +63,36 @@ def test_covariance_change_missed_by_univariate_caught_by_multivariate():
     assert not drift.mmd(ref, same, ["x", "y"])["drifted"]
 
 
+
+def _mmd_by_submatrices(reference, current, numeric, max_rows=400, permutations=200, seed=0):
+    """The textbook permutation test, one permutation's three submatrix means at a time."""
+    from scipy.spatial import distance
+
+    rng = np.random.default_rng(seed)
+    ref = reference[numeric].sample(min(len(reference), max_rows), random_state=seed).to_numpy(float)
+    cur = current[numeric].sample(min(len(current), max_rows), random_state=seed).to_numpy(float)
+    mu, sd = ref.mean(0), ref.std(0) + 1e-12
+    z = np.vstack([(ref - mu) / sd, (cur - mu) / sd])
+    d2 = distance.squareform(distance.pdist(z, "sqeuclidean"))
+    k = np.exp(-d2 / np.median(d2[d2 > 0]))
+
+    def stat(idx):
+        a, b = idx[: len(ref)], idx[len(ref):]
+        return k[np.ix_(a, a)].mean() + k[np.ix_(b, b)].mean() - 2 * k[np.ix_(a, b)].mean()
+
+    observed = stat(np.arange(len(z)))
+    null = np.array([stat(rng.permutation(len(z))) for _ in range(permutations)])
+    return observed, (1 + (null >= observed).sum()) / (1 + permutations)
+
+
+@pytest.mark.parametrize("rho,n_cur", [(0.0, 1500), (0.3, 1500), (0.9, 60)])
+def test_mmd_in_one_matrix_product_equals_the_permutation_loop(rho, n_cur):
+    ref, cur = _frame(1500, 1), _frame(n_cur, 2, rho=rho)
+    statistic, p = _mmd_by_submatrices(ref, cur, ["x", "y", "z"])
+    got = drift.mmd(ref, cur, ["x", "y", "z"])
+    assert got["statistic"] == pytest.approx(statistic, rel=1e-9, abs=1e-12)
+    assert got["p_value"] == p
+
 def test_cbpe_estimates_match_realised_metrics_with_calibrated_scores():
     from sklearn.metrics import accuracy_score, roc_auc_score
 
