@@ -5,8 +5,10 @@ from __future__ import annotations
 import glob
 import json
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -14,13 +16,14 @@ import pandas as pd
 from forge.config import ForgeConfig
 from forge.errors import UsageError
 from forge.features.bins import Bins
-from forge.monitoring import drift as d
 from forge.monitoring.performance import estimate
 from forge.monitoring.prediction_log import read_log
 from forge.monitoring.report import render
 from forge.monitoring.window import file_format, large, read_current, summarise
-from forge.registry.client import ModelRef, Registry
 from forge.workspace import Workspace
+
+if TYPE_CHECKING:  # imported where used: MLflow and SciPy cost 1.5-2 s, which the read-ahead overlaps
+    from forge.registry.client import ModelRef, Registry
 
 PREDICTION = "__prediction__"
 
@@ -86,8 +89,9 @@ def _summarised(current: str, numeric: list[str], categorical: list[str], model:
     return summary, f"{current} ({summary.n_rows} rows, summarised with Ray Data)"
 
 
-def _binned(cfg: ForgeConfig, current: str, bins: Bins) -> tuple[dict, pd.DataFrame, str]:
-    """(verdicts from bins, a uniform row sample, label) from one pass over the current file."""
+def _binned(cfg: ForgeConfig, current: str, bins: Bins, ahead=None) -> tuple[dict, pd.DataFrame, str]:
+    """(verdicts from bins, a uniform row sample, label) from one pass over the current file (or `ahead`, its
+    batches already being read)."""
     from forge.monitoring.binned_tests import detect_binned
     from forge.monitoring.stream import bin_local, bin_ray
 
@@ -98,7 +102,7 @@ def _binned(cfg: ForgeConfig, current: str, bins: Bins) -> tuple[dict, pd.DataFr
         cur, sample = bin_ray(current, bins)
         how = "binned with Ray Data"
     else:
-        cur, sample = bin_local(current, file_format(current), bins, extra=["score"])
+        cur, sample = bin_local(current, file_format(current), bins, extra=["score"], ahead=ahead)
         how = "binned in one Arrow pass"
     if cur.rows == 0:
         raise UsageError(f"no current data in {current}")
@@ -153,11 +157,17 @@ class _Reference:
 
 
 def _current(cfg: ForgeConfig, engine: str, current: str | None, ref: _Reference, pinned: ModelRef, model,
-             last: int | None, since_s: float | None):
+             last: int | None, since_s: float | None, binned: Future | None = None):
     """(per-feature verdicts, raw rows for the multivariate tests and plots, their scores, the current
-    prediction column, label)."""
+    prediction column, label).
+
+    Args:
+        binned: the binned engine's pass over the current file, already started (`_binned`).
+    """
+    from forge.monitoring import drift as d
+
     if engine == "binned":
-        detected, rows, label = _binned(cfg, current, ref.bins)
+        detected, rows, label = binned.result() if binned else _binned(cfg, current, ref.bins)
         rows_pred = rows["score"].to_numpy() if "score" in rows else model.score_value(*model.predict_raw(rows))
         return detected, rows, rows_pred, pd.Series(rows_pred), label
     if engine == "summary":
@@ -178,15 +188,45 @@ def _current(cfg: ForgeConfig, engine: str, current: str | None, ref: _Reference
 def run_drift(cfg: ForgeConfig, current: str | None = None, html_out: str | None = None,
               multivariate: bool = True, last: int | None = None, since_s: float | None = None) -> DriftResult:
     """Drift of `current` (a file or URI; None or "log": the prediction log's window) against the champion."""
+    from forge.monitoring.stream import ReadAhead
+
     if current and current != "log" and "://" not in current and not glob.glob(current):
         raise UsageError(f"--current: {current} does not exist")
+    # Started before MLflow and SciPy are imported (1.5-2 s that hold the GIL) and the champion resolves.
+    ahead = ReadAhead.start(current)
+    try:
+        result, ref, rows, label = _drift(cfg, current, multivariate, last, since_s, ahead)
+    finally:
+        if ahead is not None:
+            ahead.close()
+    path = Workspace.from_config(cfg).reports() / f"drift-{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    result.report_path = str(path)
+    path.write_text(json.dumps(result.to_dict(), indent=2, default=str))
+    if html_out:
+        Path(html_out).write_text(render(result.to_dict(), ref.sample, rows, ref.numeric,
+                                         f"Drift: {cfg.name} v{result.model_version} vs {label}"))
+        result.html_path = str(Path(html_out).resolve())
+    return result
+
+
+def _drift(cfg: ForgeConfig, current: str | None, multivariate: bool, last: int | None, since_s: float | None,
+           ahead) -> tuple[DriftResult, _Reference, pd.DataFrame, str]:
+    """(the result, the reference, the current rows behind the plots, the current data's label)."""
+    from forge.monitoring import drift as d
+    from forge.registry.client import Registry
+
     registry = Registry.of(cfg)
     pinned = registry.ref()
     ref = _Reference.of(registry, registry.model_version(pinned.version).run_id)
-    model = pinned.load()
-    ref_pred = model.score_value(*model.predict_raw(ref.sample))
     engine = _engine(cfg, current, ref.bins, ref.rows)
-    detected, rows, rows_pred, cur_pred, label = _current(cfg, engine, current, ref, pinned, model, last, since_s)
+    with ThreadPoolExecutor(1, thread_name_prefix="forge-drift") as bg:
+        # The binned pass needs only the reference's bins, so it runs while the champion is unpickled and scores
+        # the reference: those hold the GIL, the pass is Arrow and numpy, which release it.
+        pending = bg.submit(_binned, cfg, current, ref.bins, ahead) if engine == "binned" else None
+        model = pinned.load()
+        ref_pred = model.score_value(*model.predict_raw(ref.sample))
+        detected, rows, rows_pred, cur_pred, label = _current(cfg, engine, current, ref, pinned, model, last,
+                                                              since_s, pending)
     result = DriftResult(**detected, model_name=cfg.name, model_version=pinned.version, current=label, engine=engine)
     result.prediction = d.column_drift(pd.Series(ref_pred), cur_pred, "numeric", cfg.monitoring.drift, ref.rows)
     if multivariate and len(rows) >= 20:
@@ -196,11 +236,4 @@ def run_drift(cfg: ForgeConfig, current: str | None = None, html_out: str | None
     if model.task == "classification" and model.classes is not None and len(model.classes) == 2:
         result.performance_estimate = {**estimate(np.asarray(rows_pred, dtype=float)),
                                        "reference": estimate(np.asarray(ref_pred, dtype=float))}
-    path = Workspace.from_config(cfg).reports() / f"drift-{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    result.report_path = str(path)
-    path.write_text(json.dumps(result.to_dict(), indent=2, default=str))
-    if html_out:
-        Path(html_out).write_text(render(result.to_dict(), ref.sample, rows, ref.numeric,
-                                         f"Drift: {cfg.name} v{pinned.version} vs {label}"))
-        result.html_path = str(Path(html_out).resolve())
-    return result
+    return result, ref, rows, label

@@ -100,3 +100,40 @@ def test_bins_round_trip_through_json():
     back = Bins.from_json(bins.to_json())
     assert back.rows == bins.rows and back.categorical == bins.categorical
     assert all((back.numeric[c].edges == bins.numeric[c].edges).all() for c in CHURN_NUM)
+
+
+def test_read_ahead_bins_as_the_pass_and_stays_bounded(tmp_path):
+    """Batches read ahead on a thread give the same bins and sample; the reader waits at `depth` batches, and
+    `close` ends it."""
+    import time
+
+    from forge.monitoring.stream import BATCH_ROWS, ReadAhead
+
+    ref, cur = wide(20_000, 8, seed=0), wide(2 * BATCH_ROWS + 1000, 8, seed=1)
+    path = tmp_path / "cur.parquet"
+    cur.to_parquet(path, row_group_size=100_000)
+    bins = Bins.fit(ref, ["x0", "x1"], ["c0"])
+    plain, plain_sample = bin_local(str(path), "parquet", bins, extra=["nope"])
+    ahead, blocked = ReadAhead.start(str(path)), ReadAhead(str(path), depth=1)
+    read, sample = bin_local(str(path), "parquet", bins, extra=["nope"], ahead=ahead)
+    assert read.rows == plain.rows == len(cur)
+    assert all((read.numeric[c].counts == plain.numeric[c].counts).all() for c in ["x0", "x1"])
+    assert read.categorical == plain.categorical and sample.equals(plain_sample)
+    time.sleep(1.0)
+    assert blocked.thread.is_alive() and blocked._queue.qsize() == 1  # three batches in the file, one held
+    blocked.close()
+    blocked.thread.join(timeout=10)
+    assert not blocked.thread.is_alive()
+    assert ReadAhead.start(str(tmp_path / "missing.parquet")) is None and ReadAhead.start("s3://b/k.parquet") is None
+
+
+def test_read_ahead_raises_what_the_plain_read_raises(tmp_path):
+    from forge.monitoring.stream import ReadAhead
+
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(b"PAR1 this is not a parquet file")
+    bins = Bins.fit(generate(2000, seed=1), CHURN_NUM, CHURN_CAT)
+    with pytest.raises(Exception) as plain:
+        bin_local(str(path), "parquet", bins, extra=[])
+    with pytest.raises(type(plain.value)):
+        bin_local(str(path), "parquet", bins, extra=[], ahead=ReadAhead.start(str(path)))
