@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from forge.config import ForgeConfig
 from forge.errors import UsageError
@@ -188,14 +189,16 @@ def _current(cfg: ForgeConfig, engine: str, current: str | None, ref: _Reference
 def run_drift(cfg: ForgeConfig, current: str | None = None, html_out: str | None = None,
               multivariate: bool = True, last: int | None = None, since_s: float | None = None) -> DriftResult:
     """Drift of `current` (a file or URI; None or "log": the prediction log's window) against the champion."""
-    from forge.monitoring.stream import ReadAhead
+    from forge.monitoring.stream import read_ahead
 
     if current and current != "log" and "://" not in current and not glob.glob(current):
         raise UsageError(f"--current: {current} does not exist")
     # Started before MLflow and SciPy are imported (1.5-2 s that hold the GIL) and the champion resolves.
-    ahead = ReadAhead.start(current)
+    ahead = read_ahead(current)
     try:
         result, ref, rows, label = _drift(cfg, current, multivariate, last, since_s, ahead)
+    except pa.ArrowInvalid as e:  # a malformed current file: the user's to fix, not a crash
+        raise UsageError(f"--current {current}: cannot be read: {e}") from None
     finally:
         if ahead is not None:
             ahead.close()

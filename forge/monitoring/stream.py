@@ -4,15 +4,13 @@ files (no cluster to start, memory bounded by the batch), through Ray Data for o
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import os
-import queue
-import threading
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from forge.data.readahead import ReadAhead
 from forge.features.bins import Bins
 
 SAMPLE_ROWS = 20_000
@@ -46,55 +44,20 @@ class Reservoir:
         return pa.concat_tables(self.tables).to_pandas() if self.tables else pd.DataFrame()
 
 
-class ReadAhead:
-    """A local Parquet file's batches, read on a background thread at most `depth` batches ahead of the pass.
+def read_ahead(path: str | None) -> ReadAhead | None:
+    """A local Parquet file's batches, read ahead (forge/data/readahead.py); None for anything else, which the
+    pass reads itself (a CSV needs the reference's types, known only once the champion is resolved)."""
+    from forge.data.formats import format_of
 
-    `forge drift --current FILE` starts one before it imports MLflow and SciPy and resolves the champion: those
-    hold the GIL, Arrow's Parquet decode does not, so on two cores the read costs no wall time. Memory stays
-    bounded by `depth` batches, whatever the file's size.
-    """
+    if not path or "://" in path or not os.path.isfile(path) or format_of(path) != "parquet":
+        return None
 
-    def __init__(self, path: str, depth: int = 4):
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._read, args=(path,), daemon=True, name="forge-read-ahead")
-        self.thread.start()
-
-    @classmethod
-    def start(cls, path: str | None) -> ReadAhead | None:
-        """One for a local Parquet file; None for anything else (which the pass reads itself)."""
-        from forge.data.formats import format_of
-
-        if not path or "://" in path or not os.path.isfile(path) or format_of(path) != "parquet":
-            return None
-        return cls(path)
-
-    def _read(self, path: str) -> None:
+    def read():
         import pyarrow.dataset as pads
 
-        try:
-            for batch in pads.dataset(path, format="parquet").to_batches(batch_size=BATCH_ROWS):
-                if self._stop.is_set():
-                    return
-                self._queue.put(batch)
-        except Exception as e:  # raised again in the consumer, as its own read would have
-            self._queue.put(e)
-            return
-        self._queue.put(None)
+        return pads.dataset(path, format="parquet").to_batches(batch_size=BATCH_ROWS)
 
-    def batches(self, columns: list[str]):
-        """The batches, restricted to those of `columns` the file has."""
-        while (item := self._queue.get()) is not None:
-            if isinstance(item, Exception):
-                raise item
-            yield item.select([c for c in columns if c in item.schema.names])
-
-    def close(self) -> None:
-        """Stop the reader (it exits after at most one more batch) and drop what it read."""
-        self._stop.set()
-        with contextlib.suppress(queue.Empty):
-            while True:
-                self._queue.get_nowait()
+    return ReadAhead(read)
 
 
 def _arrow_dataset(path: str, fmt: str, ref: Bins):
@@ -115,7 +78,7 @@ def bin_local(path: str, fmt: str, ref: Bins, extra: list[str], sample_rows: int
     """(the file binned on the reference's edges, a uniform sample of its rows) from one Arrow pass.
 
     Args:
-        ahead: the file's batches, already being read (`ReadAhead.start(path)`).
+        ahead: the file's batches, already being read (`read_ahead(path)`).
     """
     wanted = list(dict.fromkeys([*ref.numeric, *ref.categorical, *extra]))
     if ahead is not None:

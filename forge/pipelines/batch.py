@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
@@ -17,7 +18,11 @@ import pyarrow.parquet as pq
 
 from forge.config import ForgeConfig
 from forge.data.formats import format_of
-from forge.registry.client import ModelRef, Registry
+from forge.data.readahead import ReadAhead
+from forge.errors import UsageError
+
+if TYPE_CHECKING:  # imported in batch_predict, after the read-ahead starts: MLflow's import holds the GIL 1.5-2 s
+    from forge.registry.client import ModelRef
 
 BATCH_ROWS = 262_144
 
@@ -50,14 +55,14 @@ def _batches(src: str, fmt: str):
     yield from pads.dataset(src, format=fmt).to_batches(batch_size=BATCH_ROWS)
 
 
-def _local(src: str, fmt: str, dest: str, pinned: ModelRef) -> tuple[int, int]:
+def _local(batches: ReadAhead, dest: str, pinned: ModelRef) -> tuple[int, int]:
     predictor = _Predictor(pinned)
     out = Path(dest)
     out.mkdir(parents=True, exist_ok=True)
     rows_in = rows_out = 0
     writer = None
     try:
-        for i, batch in enumerate(_batches(src, fmt)):
+        for i, batch in enumerate(batches.batches()):
             rows_in += batch.num_rows
             table = pa.Table.from_pandas(predictor(batch.to_pandas()), preserve_index=False)
             if writer is None:
@@ -90,11 +95,22 @@ def batch_predict(cfg: ForgeConfig, input_path: str, output_path: str, model: st
     """
     src, dest = cfg.resolve(input_path), cfg.resolve(output_path)
     fmt = format_of(src, "parquet")
-    pinned = Registry.of(cfg).ref(model)  # the version, not the alias: every worker loads the same model
     local = "://" not in src and "*" not in src and not os.environ.get("RAY_ADDRESS")
-    if local:
-        rows_in, rows_out = _local(src, fmt, dest, pinned)
-    else:
+    if local and not Path(src).exists():
+        raise UsageError(f"--input: {input_path} does not exist")
+    ahead = ReadAhead(lambda: _batches(src, fmt)) if local else None
+    try:
+        from forge.registry.client import Registry
+
+        pinned = Registry.of(cfg).ref(model)  # the version, not the alias: every worker loads the same model
+        if ahead is not None:
+            rows_in, rows_out = _local(ahead, dest, pinned)
+    except pa.ArrowInvalid as e:  # a malformed file: the user's to fix, not a crash
+        raise UsageError(f"--input {input_path}: cannot be read as {fmt}: {e}") from None
+    finally:
+        if ahead is not None:
+            ahead.close()
+    if not local:
         if connect is not None:
             connect()
         rows_in, rows_out = _on_ray(src, fmt, dest, pinned, concurrency)

@@ -107,14 +107,18 @@ def test_read_ahead_bins_as_the_pass_and_stays_bounded(tmp_path):
     `close` ends it."""
     import time
 
-    from forge.monitoring.stream import BATCH_ROWS, ReadAhead
+    import pyarrow.dataset as pads
+
+    from forge.data.readahead import ReadAhead
+    from forge.monitoring.stream import BATCH_ROWS, read_ahead
 
     ref, cur = wide(20_000, 8, seed=0), wide(2 * BATCH_ROWS + 1000, 8, seed=1)
     path = tmp_path / "cur.parquet"
     cur.to_parquet(path, row_group_size=100_000)
     bins = Bins.fit(ref, ["x0", "x1"], ["c0"])
     plain, plain_sample = bin_local(str(path), "parquet", bins, extra=["nope"])
-    ahead, blocked = ReadAhead.start(str(path)), ReadAhead(str(path), depth=1)
+    ahead = read_ahead(str(path))
+    blocked = ReadAhead(lambda: pads.dataset(path).to_batches(batch_size=BATCH_ROWS), depth=1)
     read, sample = bin_local(str(path), "parquet", bins, extra=["nope"], ahead=ahead)
     assert read.rows == plain.rows == len(cur)
     assert all((read.numeric[c].counts == plain.numeric[c].counts).all() for c in ["x0", "x1"])
@@ -124,11 +128,11 @@ def test_read_ahead_bins_as_the_pass_and_stays_bounded(tmp_path):
     blocked.close()
     blocked.thread.join(timeout=10)
     assert not blocked.thread.is_alive()
-    assert ReadAhead.start(str(tmp_path / "missing.parquet")) is None and ReadAhead.start("s3://b/k.parquet") is None
+    assert read_ahead(str(tmp_path / "missing.parquet")) is None and read_ahead("s3://b/k.parquet") is None
 
 
 def test_read_ahead_raises_what_the_plain_read_raises(tmp_path):
-    from forge.monitoring.stream import ReadAhead
+    from forge.monitoring.stream import read_ahead
 
     path = tmp_path / "broken.parquet"
     path.write_bytes(b"PAR1 this is not a parquet file")
@@ -136,4 +140,4 @@ def test_read_ahead_raises_what_the_plain_read_raises(tmp_path):
     with pytest.raises(Exception) as plain:
         bin_local(str(path), "parquet", bins, extra=[])
     with pytest.raises(type(plain.value)):
-        bin_local(str(path), "parquet", bins, extra=[], ahead=ReadAhead.start(str(path)))
+        bin_local(str(path), "parquet", bins, extra=[], ahead=read_ahead(str(path)))

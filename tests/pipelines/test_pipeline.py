@@ -209,3 +209,23 @@ def test_forge_predict_streams_a_local_file_in_process(trained_project, tmp_path
     model = Registry.of(cfg).load("champion")
     pred, _ = model.predict_raw(pd.read_csv(src) if fmt == "csv" else pd.read_parquet(src))
     assert (got["prediction"].to_numpy() == pred).all() and "score" in got
+
+
+def test_predict_and_drift_name_a_missing_or_malformed_file_and_exit_2(trained_project, tmp_path):
+    """A missing input, a CSV with a short row and a file that is not Parquet: exit 2 naming the file and the
+    problem, never the 'unexpected error' traceback (the files are read ahead on a thread; its errors surface
+    in the command as its own read's would)."""
+    cfg, _ = trained_project
+    (tmp_path / "short.csv").write_text("usage_hours,monthly_spend\n1.0,2.0\n3.0\n")
+    (tmp_path / "not.parquet").write_bytes(b"PAR1 not parquet at all")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    forge = str(ROOT / ".venv" / "bin" / "forge")
+    cases = [(["predict", "--input", str(tmp_path / "nope.csv")], "does not exist"),
+             (["predict", "--input", str(tmp_path / "short.csv")], "Expected 2 columns"),
+             (["predict", "--input", str(tmp_path / "not.parquet")], "not.parquet"),
+             (["drift", "--current", str(tmp_path / "not.parquet")], "magic bytes")]
+    for args, says in cases:
+        extra = ["--output", str(tmp_path / "out")] if args[0] == "predict" else []
+        r = subprocess.run([forge, *args, "-c", str(cfg.config_path), *extra], capture_output=True, text=True,
+                           timeout=300, env=env)
+        assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, (args, r.stderr[-1500:])
