@@ -1,5 +1,5 @@
 """One pass over a current-data file into `Bins` and a uniform row sample: in this process with Arrow for local
-files (no cluster to start, memory bounded by the batch), through Ray Data for object-store URIs."""
+files (no cluster to start, memory bounded by the few batches read ahead), through Ray Data for object-store URIs."""
 
 from __future__ import annotations
 

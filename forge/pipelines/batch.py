@@ -1,8 +1,8 @@
 """Batch inference: a file or folder in, Parquet out, rows in = rows out.
 
 Local files on a machine with no cluster to join are streamed through this process with Arrow (no cluster to
-start; memory bounded by the batch); object-store URIs, or a cluster given by RAY_ADDRESS, go through Ray Data,
-whose read and predict tasks spread over the nodes.
+start; memory bounded by the few batches read ahead); object-store URIs, or a cluster given by RAY_ADDRESS, go
+through Ray Data, whose read and predict tasks spread over the nodes.
 """
 
 from __future__ import annotations
