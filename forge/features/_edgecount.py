@@ -5,7 +5,7 @@
 of `CELLS` cells between the first and last edge answers most values with one multiply and one `bincount`:
 a cell none of whose edges fall inside (with a margin of 1% of a cell for rounding) maps every value in it to
 one bin. Only values in cells that straddle an edge go through `searchsorted`: about 3% of a normal column.
-Measured on one million normal values against 513 quantile edges: 53 ms with searchsorted, 17 ms here.
+Measured on one million normal values against 513 quantile edges: 53 ms with searchsorted, 10-12 ms here.
 Where over half the values land in uncertain cells (heavy tails crowd the edges into a few cells, or few
 distinct values sit on the edges), the column goes back to plain `searchsorted` after its first batch.
 """

@@ -24,6 +24,7 @@ from forge.monitoring.window import file_format, large, read_current, summarise
 from forge.workspace import Workspace
 
 if TYPE_CHECKING:  # imported where used: MLflow and SciPy cost 1.5-2 s, which the read-ahead overlaps
+    from forge.data.readahead import ReadAhead
     from forge.registry.client import ModelRef, Registry
 
 PREDICTION = "__prediction__"
@@ -90,7 +91,7 @@ def _summarised(current: str, numeric: list[str], categorical: list[str], model:
     return summary, f"{current} ({summary.n_rows} rows, summarised with Ray Data)"
 
 
-def _binned(cfg: ForgeConfig, current: str, bins: Bins, ahead=None) -> tuple[dict, pd.DataFrame, str]:
+def _binned(cfg: ForgeConfig, current: str, bins: Bins, ahead: ReadAhead | None) -> tuple[dict, pd.DataFrame, str]:
     """(verdicts from bins, a uniform row sample, label) from one pass over the current file (or `ahead`, its
     batches already being read)."""
     from forge.monitoring.binned_tests import detect_binned
@@ -158,17 +159,17 @@ class _Reference:
 
 
 def _current(cfg: ForgeConfig, engine: str, current: str | None, ref: _Reference, pinned: ModelRef, model,
-             last: int | None, since_s: float | None, binned: Future | None = None):
+             last: int | None, since_s: float | None, binned: Future | None):
     """(per-feature verdicts, raw rows for the multivariate tests and plots, their scores, the current
     prediction column, label).
 
     Args:
-        binned: the binned engine's pass over the current file, already started (`_binned`).
+        binned: for the binned engine, its pass over the current file, already started (`_binned`).
     """
     from forge.monitoring import drift as d
 
     if engine == "binned":
-        detected, rows, label = binned.result() if binned else _binned(cfg, current, ref.bins)
+        detected, rows, label = binned.result()
         rows_pred = rows["score"].to_numpy() if "score" in rows else model.score_value(*model.predict_raw(rows))
         return detected, rows, rows_pred, pd.Series(rows_pred), label
     if engine == "summary":
@@ -213,7 +214,7 @@ def run_drift(cfg: ForgeConfig, current: str | None = None, html_out: str | None
 
 
 def _drift(cfg: ForgeConfig, current: str | None, multivariate: bool, last: int | None, since_s: float | None,
-           ahead) -> tuple[DriftResult, _Reference, pd.DataFrame, str]:
+           ahead: ReadAhead | None) -> tuple[DriftResult, _Reference, pd.DataFrame, str]:
     """(the result, the reference, the current rows behind the plots, the current data's label)."""
     from forge.monitoring import drift as d
     from forge.registry.client import Registry

@@ -55,14 +55,14 @@ def _batches(src: str, fmt: str):
     yield from pads.dataset(src, format=fmt).to_batches(batch_size=BATCH_ROWS)
 
 
-def _local(batches: ReadAhead, dest: str, pinned: ModelRef) -> tuple[int, int]:
+def _local(ahead: ReadAhead, dest: str, pinned: ModelRef) -> tuple[int, int]:
     predictor = _Predictor(pinned)
     out = Path(dest)
     out.mkdir(parents=True, exist_ok=True)
     rows_in = rows_out = 0
     writer = None
     try:
-        for i, batch in enumerate(batches.batches()):
+        for i, batch in enumerate(ahead.batches()):
             rows_in += batch.num_rows
             table = pa.Table.from_pandas(predictor(batch.to_pandas()), preserve_index=False)
             if writer is None:
