@@ -32,6 +32,8 @@ def _validate(cfg: str):
 @pytest.mark.parametrize("name,bad,reason", [
     ("utf8", b"30,5.0,r\xffd,2026-01-01,1", "invalid UTF-8"),  # a byte that is no UTF-8
     ("nul", b"31,5.0,re\x00d,2026-01-01,1", "color"),  # a NUL inside a field
+    # Bad bytes on a line that also has a field too many: pyarrow would hand the handler text it cannot decode.
+    ("utf8_wide", b"32,5.0,r\xffd,2026-01-01,1,extra", "invalid UTF-8"),
 ])
 def test_bad_bytes_in_a_row_are_quarantined_with_a_reason(ray_session, tmp_path, name, bad, reason):
     r = _validate(_project(tmp_path, name, HEADER + b"\n".join([*GOOD, bad]) + b"\n"))
