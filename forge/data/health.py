@@ -10,11 +10,12 @@ and constant and ID-like columns are left out of the features unless
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from itertools import combinations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from forge.config import ColumnSchema
 
@@ -77,17 +78,28 @@ def _leaks(sample: pd.DataFrame, features: list[str], target: str, task: str,
         if value > LEAK_SCORE:
             out.append(_leak([col], value, task, f"{col} alone"))
     if len(numeric) > 1:
-        cols = list(numeric)
         n = min(len(y), _PAIR_ROWS)
-        for a, b in combinations(cols, 2):
-            for sign, op in ((1.0, "+"), (-1.0, "-")):
-                x = numeric[a][:n] + sign * numeric[b][:n]
-                value = _score(x, positive[:n] if positive is not None else None,
-                               target_values[:n] if target_values is not None else None)
-                if value > LEAK_SCORE:
+        pos, tgt = (positive[:n] if positive is not None else None), (target_values[:n] if target_values is not None
+                                                                       else None)
+        pairs = list(combinations(list(numeric), 2))
+        # numpy sorts without the GIL: the 190 pairs of 20 features share the cores (0.16 s of 1.4 s at 500k rows)
+        with ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="forge-leaks") as pool:
+            found = pool.map(lambda ab: _pair_leak(numeric[ab[0]][:n], numeric[ab[1]][:n], pos, tgt), pairs)
+            for (a, b), hit in zip(pairs, found):
+                if hit is not None:
+                    value, op = hit
                     out.append(_leak([a, b], value, task, f"{a} {op} {b}"))
-                    break
     return out
+
+
+def _pair_leak(a: np.ndarray, b: np.ndarray, positive: np.ndarray | None,
+               target: np.ndarray | None) -> tuple[float, str] | None:
+    """(score, "+" or "-") when a + b, else a - b, reproduces the target; None when neither does."""
+    for sign, op in ((1.0, "+"), (-1.0, "-")):
+        value = _score(a + sign * b, positive, target)
+        if value > LEAK_SCORE:
+            return value, op
+    return None
 
 
 def _leak(columns: list[str], value: float, task: str, expr: str) -> dict:
@@ -121,8 +133,13 @@ def _score(x: np.ndarray, positive: np.ndarray | None, target: np.ndarray | None
 def binary_auc(positive: np.ndarray, x: np.ndarray) -> float:
     """ROC AUC as the Mann-Whitney statistic on average ranks: the value sklearn's roc_auc_score gives, ties
     included, without its per-call input validation (~5 ms, and the leak check makes hundreds of calls: 1.3 s
-    of a 3.4 s validation of 500k rows)."""
-    ranks = rankdata(x)
+    of a 3.4 s validation of 500k rows). The ranks are summed per tie group from one sort: scipy's rankdata
+    spent as long again on its array-API wrappers (0.45 against 0.2 ms on 5,000 rows)."""
+    order = np.argsort(x)
+    xs = x[order]
+    edges = np.flatnonzero(np.concatenate(([True], xs[1:] != xs[:-1], [True])))
+    average_rank = (edges[:-1] + edges[1:] + 1) / 2.0  # tie group g holds sorted positions edges[g]..edges[g+1]-1
+    positives_per_group = np.add.reduceat(positive[order].astype(np.int64), edges[:-1])
     n_pos = int(positive.sum())
     n_neg = len(positive) - n_pos
-    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float((float(average_rank @ positives_per_group) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
