@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,15 +156,20 @@ def _stream(cfg: ForgeConfig, schema: dict[str, ColumnSchema], stage: Path, prog
     seen = _Pass(DatasetStats(columns=list(schema), categories=soft))
     # Dictionary-encode the text columns only: trying it on every float column tripled the write time.
     text = [f.name for f in valid_schema if pa.types.is_string(f.type)]
+    # Valid rows are encoded on a writer thread (Parquet encoding releases the GIL) while the next batch is
+    # checked: written in line, it was 15% of an in-process validation of 500k rows with the second core idle.
     with pq.ParquetWriter(stage / "data.parquet", valid_schema, use_dictionary=text) as vw, pq.ParquetWriter(
         stage / QUARANTINE, _QSCHEMA
-    ) as qw:
+    ) as qw, ThreadPoolExecutor(1, thread_name_prefix="forge-write") as writer:
+        written: list[Future] = []
         for batch in _tagged_batches(cfg, schema, tables, memo):
             seen.rows_seen += batch.num_rows
             bad_mask = pc.is_valid(batch.column(REASON))
             good = batch.filter(pc.invert(bad_mask))
             seen.stats.add(good, cfg.data.target)
-            vw.write_table(good.select(valid_schema.names).cast(valid_schema))
+            written.append(writer.submit(vw.write_table, good.select(valid_schema.names).cast(valid_schema)))
+            if len(written) > 2:  # at most two batches wait: memory stays bounded on a long stream
+                written.pop(0).result()
             bad = batch.filter(bad_mask)
             if bad.column(MALFORMED).null_count < bad.num_rows:
                 malformed += [json.loads(r) for r in bad.column(MALFORMED).drop_null().to_pylist()]
@@ -175,6 +181,8 @@ def _stream(cfg: ForgeConfig, schema: dict[str, ColumnSchema], stage: Path, prog
                 _tally(reasons.to_pylist(), seen.counts, seen.examples)
             if progress:
                 progress(seen.rows_seen)
+        for done in written:
+            done.result()  # a write error is raised here, before the writers close
         if malformed:
             recs = line_numbers(filesystem(cfg)[0], malformed)
             qw.write_table(pa.Table.from_pylist(recs, schema=_QSCHEMA))

@@ -10,6 +10,8 @@ pandas for that batch only, so every reason stays exact.
 from __future__ import annotations
 
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -68,12 +70,13 @@ class RowValidator:
                 done[idx] = True
 
         typed = []
+        parsed = _parse_columns(batch, self.schema, self.memo)
         for col, spec in self.schema.items():
             if col not in batch.column_names:
                 mark(np.ones(n, bool), f"{col}: column missing")
                 typed.append(pa.nulls(n, _ARROW[spec.type]))
                 continue
-            raw, missing, _, val, bad = parse_column(batch, col, spec.type, self.memo)
+            raw, missing, _, val, bad = parsed[col]
             mark(bad, lambda i, raw=raw, col=col, t=spec.type: [
                 f"column '{col}': cannot parse {v} as {t}" for v in raw.take(i).to_pylist()])
             if spec.type == "float":
@@ -160,6 +163,16 @@ def parse_column(table: pa.Table, name: str, kind: str, memo: ParseMemo | None =
         floats = memo.get(table, (name, "float"), lambda: _to_float(present)) if memo is not None else None
     values, bad = _parse(present, kind, floats)
     return ParsedColumn(raw, missing, present, values, pc.and_(bad, pc.invert(missing)))
+
+
+def _parse_columns(batch: pa.Table, schema: dict[str, ColumnSchema], memo: ParseMemo | None) -> dict[str, ParsedColumn]:
+    """Every column of `schema` that `batch` has, parsed on threads: Arrow's casts and masks release the GIL, and
+    the reasons are still given in column order by the caller."""
+    names = [c for c in schema if c in batch.column_names]
+    if not names:
+        return {}
+    with ThreadPoolExecutor(min(len(names), os.cpu_count() or 1), thread_name_prefix="forge-parse") as pool:
+        return dict(zip(names, pool.map(lambda c: parse_column(batch, c, schema[c].type, memo), names)))
 
 
 def _to_float(raw: pa.Array) -> pa.Array:
