@@ -169,9 +169,9 @@ def _job_metrics(name: str, cfg):
     return job_metrics(cfg.monitoring.pushgateway, name, cfg.name)
 
 
-def start_ray(cfg=None):
+def start_ray(cfg=None, ray: bool = True):
     """Start or join Ray; with a config, check the workspace and tracking server and work from a folder that
-    outlives the job.
+    outlives the job (ray=False: only that, for a command whose work needs no cluster).
 
     Forge resolves paths against the config's folder, never the working directory, but libraries call
     getcwd(): Tune's ExperimentAnalysis failed with FileNotFoundError when Ray garbage-collected a job's
@@ -191,7 +191,7 @@ def start_ray(cfg=None):
         # MLflow's minutes of retries.
         Workspace.from_config(cfg).root.check("workspace")
         check_tracking(cfg)
-    return init_ray()
+    return init_ray() if ray else None
 
 
 @contextlib.contextmanager

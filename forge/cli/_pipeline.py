@@ -34,10 +34,13 @@ def init(data: str = typer.Argument(..., help="A data file to infer the schema f
 def validate(config: str = ConfigOpt, as_json: bool = JsonOpt, strict: bool = StrictOpt):
     """Ingest + validate + version the configured data."""
     from forge.data.ingest import validate_dataset
+    from forge.data.loading import reads_in_process
     from forge.data.validation import report_lines
 
     cfg = cfg_of(config)
-    start_ray(cfg)
+    start_ray(cfg, ray=False)  # the workspace and tracking checks first: they name the setting that is wrong
+    if not reads_in_process(cfg):
+        start_ray()
     say(f"validate: reading {cfg.data.source}")
     with rows_progress("validate") as progress:
         res = validate_dataset(cfg, progress=progress)
