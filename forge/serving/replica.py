@@ -22,13 +22,13 @@ from fastapi import HTTPException
 
 from forge.config import ForgeConfig, TrafficConfig
 from forge.errors import NotFoundError
-from forge.monitoring.metrics import process_metrics
+from forge.monitoring.metrics import observe_many, process_metrics
 from forge.monitoring.prediction_log import PredictionLogger
 from forge.registry.client import Registry
 from forge.serving.live import LiveMonitor
 from forge.serving.predictor import Predictor
 from forge.serving.router import ModelRouter
-from forge.serving.schemas import unknown_categories
+from forge.serving.schemas import unknown_in_rows
 from forge.serving.shadow import ShadowRunner
 from forge.training.packaging import InputOutOfRange
 from forge.workspace import Workspace
@@ -158,9 +158,8 @@ class ForgeReplica:
         self.serving_version()
         traffic, routes, variant, version = self.router.pick(key)
         model = self.router.models[version]
-        frame = pd.DataFrame.from_records(rows, columns=model.inputs)
         try:
-            pred, proba = await self.predictor.predict(version, frame)
+            pred, proba = await self.predictor.predict(version, rows)
         except InputOutOfRange as e:  # bad input, not a fault: 422 naming the instances
             self.metrics.errors.inc(tags={"reason": "validation"})
             raise HTTPException(422, [{"loc": ["body", "instances", i], "type": "value_error",
@@ -171,10 +170,10 @@ class ForgeReplica:
             raise
         latency = (time.perf_counter() - t0) * 1000
         scores = model.score_value(pred, proba)
-        self._measure(frame, version, variant, scores, latency)
+        self._measure(rows, version, variant, scores, latency)
         self._log(rows, pred, scores, version, variant, request_id, latency, client_id)
         if "shadow" in routes:
-            self.shadow.submit(routes["shadow"], frame, rows, request_id)
+            self.shadow.submit(routes["shadow"], rows, request_id)
         champion = variant == traffic.variants[0].name
         binary = model.classes is not None and len(model.classes) == 2
         self.live.observe(rows, scores if binary and champion else None)
@@ -182,15 +181,14 @@ class ForgeReplica:
                 "model": {"name": self.cfg.name, "version": version}, "variant": variant,
                 "request_id": request_id, "client_request_id": client_id}
 
-    def _measure(self, frame: pd.DataFrame, version: str, variant: str, scores, latency: float) -> None:
+    def _measure(self, rows: list[dict], version: str, variant: str, scores, latency: float) -> None:
         soft = self.router.meta[version]["soft_categories"]
-        for col, n in unknown_categories(frame, soft).items():
+        for col, n in unknown_in_rows(rows, soft).items():
             self.metrics.unknown_category.inc(n, tags={"feature": col})
         tags = {"model": self.cfg.name, "version": version, "variant": variant}
-        self.metrics.predictions.inc(len(frame), tags=tags)
+        self.metrics.predictions.inc(len(rows), tags=tags)
         self.metrics.latency.observe(latency)
-        for s in scores:
-            self.metrics.score.observe(float(s), tags=tags)
+        observe_many(self.metrics.score, np.asarray(scores, dtype="float64").tolist(), tags)
 
     def _log(self, rows, pred, scores, version, variant, request_id, latency, client_id=None) -> None:
         common = {"request_id": request_id, "timestamp": pd.Timestamp.now(tz="UTC").tz_localize(None),

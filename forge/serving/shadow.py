@@ -7,8 +7,6 @@ import threading
 import time
 from collections.abc import Callable
 
-import pandas as pd
-
 MAX_PENDING = 100  # a slow shadow sheds its copies instead of queueing without bound
 
 
@@ -27,21 +25,21 @@ class ShadowRunner:
     def pending(self) -> int:
         return self._pending
 
-    def submit(self, version: str, frame: pd.DataFrame, rows: list[dict], request_id: str) -> bool:
+    def submit(self, version: str, rows: list[dict], request_id: str) -> bool:
         """Queue one shadow prediction; False (and counted) when too many are already waiting."""
         with self._lock:
             if self._pending >= MAX_PENDING:
                 self.metrics.errors.inc(tags={"reason": "shadow_dropped"})
                 return False
             self._pending += 1
-        self._pool.submit(self._run, version, frame, rows, request_id)
+        self._pool.submit(self._run, version, rows, request_id)
         return True
 
-    def _run(self, version: str, frame: pd.DataFrame, rows: list[dict], request_id: str) -> None:
+    def _run(self, version: str, rows: list[dict], request_id: str) -> None:
         try:
             t0 = time.perf_counter()
             model = self.models[version]
-            pred, proba = model.predict_raw(frame)
+            pred, proba = model.predict_rows(rows)
             self.log(rows, pred, model.score_value(pred, proba), version, "shadow", request_id,
                      (time.perf_counter() - t0) * 1000)
         except Exception:  # a failing shadow must never reach the caller; it is counted

@@ -49,7 +49,18 @@ class ForgeModel:
         Raises:
             InputOutOfRange: a row whose features overflow once scaled (a finite 1e307 can): bad input, not a fault.
         """
-        X = self.transform.transform_batch(df)
+        return self._predict_matrix(self.transform.transform_batch(df))
+
+    def predict_rows(self, rows: list[dict]) -> tuple[np.ndarray, np.ndarray | None]:
+        """`predict_raw` of `DataFrame.from_records(rows, columns=inputs)`, without the frame where the transform
+        allows (a served request's rows, already validated)."""
+        transform_rows = getattr(self.transform, "transform_rows", None)  # a pickle of an older FeatureTransform
+        X = transform_rows(rows) if transform_rows is not None else None
+        if X is None:
+            X = self.transform.transform_batch(pd.DataFrame.from_records(rows, columns=self.inputs))
+        return self._predict_matrix(X)
+
+    def _predict_matrix(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         finite = np.isfinite(X).all(axis=1)
         if not finite.all():
             raise InputOutOfRange(np.flatnonzero(~finite).tolist())

@@ -73,6 +73,35 @@ def test_numpy_apply_equals_rays_chain_transform(ray_session):
         np.testing.assert_array_equal(ft.transform_batch(rows.iloc[[i]]), ft.chain_transform(rows.iloc[[i]]))
 
 
+def test_served_rows_path_equals_the_frame_path_and_rays_chain():
+    """transform_rows (a served request's JSON rows, no DataFrame) gives exactly what transform_batch gives for
+    DataFrame.from_records of the same rows, and Ray's Chain: nulls, unknown categories, whole floats for ints,
+    numbers in a text column, a missing key. A value only pandas can read, or a derived column, returns None
+    (the caller falls back to the frame)."""
+    import json
+
+    df = synthetic.generate(300, seed=11, null_rate=0.1)
+    spec = infer_spec(_cfg(), SCHEMA)
+    ft = FeatureTransform(spec).fit(df.iloc[:200])
+    rows = json.loads(df.iloc[200:].drop(columns=["event_time"]).to_json(orient="records"))
+    rows[0]["region"] = "never-seen"
+    rows[1]["plan"] = None
+    rows[2]["age"] = 41.0
+    rows[3]["region"] = 7
+    rows[4]["tenure_months"] = True
+    del rows[5]["discount"]
+    frame = pd.DataFrame.from_records(rows, columns=spec.inputs)
+    assert frame.isna().any().any()
+    fast = ft.transform_rows(rows)
+    np.testing.assert_array_equal(fast, ft.transform_batch(frame))
+    np.testing.assert_array_equal(fast, ft.chain_transform(frame))
+    for i in range(6):
+        np.testing.assert_array_equal(ft.transform_rows(rows[i:i + 1]), ft.transform_batch(frame.iloc[[i]]))
+    assert ft.transform_rows([{**rows[0], "age": "not a number"}]) is None
+    derived = FeatureTransform(infer_spec(_cfg(derived={"d": "monthly_spend * 2"}), SCHEMA)).fit(df.iloc[:200])
+    assert derived.transform_rows(rows) is None
+
+
 @pytest.mark.parametrize("source", ["frame", "dataset"])
 def test_one_pass_fit_equals_rays_chain_fit(ray_session, source):
     """The one-pass statistics (in process for a frame, merged over Ray Data blocks for a Dataset) are the ones

@@ -133,6 +133,16 @@ def test_every_forge_metric_is_scraped(scraped, prometheus, served):
     r = httpx.get(f"{prometheus}/api/v1/query", params={
         "query": 'sum(ray_forge_unknown_category_total{feature="region"})'}).json()
     assert float(r["data"]["result"][0]["value"][1]) >= 2
+    # One score observed per served row: the histogram's count is the predictions counter (observe_many records
+    # a request's scores through Ray's recorder, not observe(), so a lost or doubled value would show here).
+    deadline, pair = time.time() + 40, None
+    while time.time() < deadline:
+        pair = [_query(prometheus, f"sum({m})") for m in ("ray_forge_prediction_score_count",
+                                                           "ray_forge_predictions_total")]
+        if all(pair) and pair[0][0]["value"][1] == pair[1][0]["value"][1]:
+            break
+        time.sleep(2)
+    assert all(pair) and pair[0][0]["value"][1] == pair[1][0]["value"][1], pair
 
 
 def _expressions() -> list[tuple[str, str]]:
