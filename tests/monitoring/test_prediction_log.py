@@ -114,3 +114,38 @@ def test_write_ahead_lines_recover_what_either_encoder_wrote(tmp_path):
     df = read_log(tmp_path).set_index("row")
     assert df.loc[0, "x"] == 0.1 + 0.2 and df.loc[0, "city"] == "Zürich\u2028" and df.loc[1, "seen"] == "NaT"
     assert (df["timestamp"] == stamp).all()
+
+
+def test_flushed_columns_are_what_the_records_frame_gave():
+    """The flush builds Arrow columns straight from a request's rows: same names, order, types and values as
+    the DataFrame of one record per row that it replaced, for rows that lack a field, a field only some requests
+    carry, an int column with a null, an int beyond 64 bits and a column of mixed kinds. One change: a field a
+    row lacks in a column kept as text is null, where the frame's NaN was written as the text "nan"."""
+    import pyarrow as pa
+
+    from forge.monitoring.prediction_log import _columns, _to_table
+
+    ts = pd.Timestamp("2026-12-01 02:00:00")
+    chunks = [
+        ([{"a": 1, "b": "x"}, {"a": None, "b": "y"}], {"row": [0, 1], "score": [0.5, 0.25]},
+         {"request_id": "r1", "timestamp": ts}),
+        ([{"a": 3, "c": 2**70}, {"b": 7, "a": 4}], {"row": [0, 1], "score": [0.1, 0.2]},
+         {"request_id": "r2", "timestamp": ts, "client_request_id": "mine"}),
+    ]
+    records = [{**row, **common, **{k: v[i] for k, v in per_row.items()}}
+               for rows, per_row, common in chunks for i, row in enumerate(rows)]
+    frame = pd.DataFrame.from_records(records)
+    expected = {}
+    for c in frame.columns:
+        try:
+            expected[c] = pa.array(frame[c], from_pandas=True)
+        except (pa.ArrowException, OverflowError, ValueError, TypeError):
+            expected[c] = pa.array([None if v is None else str(v) for v in frame[c]], pa.string())
+    got = _to_table(_columns(chunks))
+    assert got.column_names == list(frame.columns)
+    assert got.column("a").type == pa.float64() and got.column("a").to_pylist() == [1.0, None, 3.0, 4.0]
+    assert got.column("c").to_pylist() == [None, None, str(2**70), None]
+    assert got.column("b").to_pylist() == ["x", "y", None, "7"]  # text and a number: kept as text
+    assert got.column("client_request_id").to_pylist() == [None, None, "mine", "mine"]
+    for c in ("request_id", "timestamp", "row", "score"):
+        assert got.column(c).to_pylist() == expected[c].to_pylist(), c
