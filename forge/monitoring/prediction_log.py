@@ -73,10 +73,10 @@ def _to_table(columns: dict[str, list]) -> pa.Table:
     cols = {}
     for name, values in columns.items():
         try:
-            arr = pa.array(values, from_pandas=True)
+            arr = _as_pandas_typed(pa.array(values, from_pandas=True))
         except (pa.ArrowException, OverflowError, ValueError, TypeError):
-            arr = pa.array([None if v is None else str(v) for v in values], pa.string())
-        cols[name] = _as_pandas_typed(arr)
+            arr = pa.array([None if v is None else str(v) for v in values], pa.large_string())
+        cols[name] = arr
     return pa.table(cols)
 
 
@@ -85,7 +85,7 @@ def _as_pandas_typed(arr: pa.Array) -> pa.Array:
     if pa.types.is_string(arr.type):
         return arr.cast(pa.large_string())
     if pa.types.is_integer(arr.type) and arr.null_count:
-        return arr.cast(pa.float64())
+        return arr.cast(pa.float64(), safe=False)  # pandas' float64 too: an int past 2**53 rounds
     return arr
 
 

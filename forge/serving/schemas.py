@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, create_model
 
 from forge.config import ColumnSchema
 
@@ -40,7 +40,9 @@ def _boolean(v: Any) -> Any:
 
 _TYPES: dict[str, Any] = {
     "int": Annotated[int, _number("int")],
-    "float": Annotated[float, _number("float")],
+    # Strict: a JSON number (an int too) and nothing else, checked in pydantic-core; the Python check a float
+    # field had cost a call per value (0.43 -> 0.23 ms to parse and check a 100-row x 20 request).
+    "float": Annotated[float, Strict()],
     "str": str,
     "bool": Annotated[bool, BeforeValidator(_boolean)],
     "datetime": str,
