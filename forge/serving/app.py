@@ -98,15 +98,7 @@ def _ingress(api: FastAPI, cfg: ForgeConfig, settings: Settings, input_schema: d
     @serve.ingress(api)
     class ForgeService(ForgeReplica):
         def _rows(self, body) -> list[dict]:
-            if self.online is None and typed:
-                return body.model_dump()["instances"]  # one dump of the body: a call per row cost half again
-            instances = body.instances if typed else self.typed_instances(body.instances)
-            if self.online is None:
-                return [i.model_dump() for i in instances]
-            try:  # only what the caller sent: the store fills the rest
-                return self.online.fill([i.model_dump(exclude_unset=True) for i in instances])
-            except MissingFeatures as e:
-                raise HTTPException(422, e.detail) from None
+            return _request_rows(self, body, typed)
 
         @api.get("/healthz")
         def healthz(self) -> dict:
@@ -150,6 +142,20 @@ def _ingress(api: FastAPI, cfg: ForgeConfig, settings: Settings, input_schema: d
             return _oip_response(model_name, out)
 
     return ForgeService
+
+
+def _request_rows(replica, body, typed: bool) -> list[dict]:
+    """A validated body's rows as dicts: checked against the champion first when the app was built before one
+    existed (typed False), filled from the feature store when online features are on."""
+    if replica.online is None and typed:
+        return body.model_dump()["instances"]  # one dump of the body: a call per row cost half again
+    instances = body.instances if typed else replica.typed_instances(body.instances)
+    if replica.online is None:
+        return [i.model_dump() for i in instances]
+    try:  # only what the caller sent: the store fills the rest
+        return replica.online.fill([i.model_dump(exclude_unset=True) for i in instances])
+    except MissingFeatures as e:
+        raise HTTPException(422, e.detail) from None
 
 
 def _v2_request(RequestModel, body: schemas.InferRequest):
