@@ -8,6 +8,7 @@ process holds the whole file.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -195,7 +196,7 @@ def _tagged_batches(cfg: ForgeConfig, schema: dict[str, ColumnSchema], tables: l
     """The source's rows tagged by RowValidator: in this process for a small CSV file, else on Ray Data."""
     local = tables if tables is not None else local_csv_tables(cfg, keep_malformed=True)
     if local is not None:
-        validator = RowValidator(schema, memo)
+        validator = RowValidator(schema, memo, threads=os.cpu_count() or 1)  # this process has the cores
         return (validator(table) for table in local)
     validator = RowValidator(schema)
     ds = read_dataset(cfg, schema, keep_malformed=True).map_batches(validator, batch_format="pyarrow",

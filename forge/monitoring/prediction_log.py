@@ -203,10 +203,11 @@ def recover(wal_dir: Path, folder: Location | None = None) -> int:
             if not final.exists():  # the writer may have died between its Parquet write and the unlink
                 # a torn last line never returned; a line is one request (log_request) or one record (older)
                 lines = [json.loads(line) for line in f if line.endswith("\n")]
-                columns = _columns([(x["rows"], x["per_row"], x["common"]) if _REQUEST_KEYS == x.keys()
-                                    else ([x], {}, {}) for x in lines])
-                rows = len(columns.get("timestamp", ()))
+                chunks = [(x["rows"], x["per_row"], x["common"]) if _REQUEST_KEYS == x.keys() else ([x], {}, {})
+                          for x in lines]
+                rows = sum(len(r) for r, _, _ in chunks)
                 if rows:
+                    columns = _columns(chunks)
                     columns["timestamp"] = [pd.Timestamp(t) for t in columns["timestamp"]]
                     _write_parquet(columns, final)
                     n += rows

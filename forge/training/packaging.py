@@ -54,8 +54,7 @@ class ForgeModel:
     def predict_rows(self, rows: list[dict]) -> tuple[np.ndarray, np.ndarray | None]:
         """`predict_raw` of `DataFrame.from_records(rows, columns=inputs)`, without the frame where the transform
         allows (a served request's rows, already validated)."""
-        transform_rows = getattr(self.transform, "transform_rows", None)  # a pickle of an older FeatureTransform
-        X = transform_rows(rows) if transform_rows is not None else None
+        X = self.transform.transform_rows(rows)
         if X is None:
             X = self.transform.transform_batch(pd.DataFrame.from_records(rows, columns=self.inputs))
         return self._predict_matrix(X)
