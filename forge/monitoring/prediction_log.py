@@ -19,8 +19,11 @@ import threading
 import time
 import traceback
 import uuid
+from operator import itemgetter
 from pathlib import Path
+from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pydantic_core
@@ -33,21 +36,55 @@ META = ["request_id", "timestamp", "model_name", "model_version", "variant", "pr
 _REQUEST_KEYS = {"rows", "per_row", "common"}
 
 
-def _columns(chunks: list[tuple[list[dict], dict[str, list], dict]]) -> dict[str, list]:
+class _Runs(NamedTuple):
+    """A column with one value per request (its id, time, model), each repeated for the request's rows: Arrow
+    converts the few values and repeats them, where converting the repeated objects took longer (a timestamp
+    column of 500 rows: 0.16 ms; all the shared columns, a third of the flush's conversion)."""
+
+    values: list
+    counts: list[int]
+
+    def expand(self) -> list:
+        return [v for v, n in zip(self.values, self.counts) for _ in range(n)]
+
+
+def _columns(chunks: list[tuple[list[dict], dict[str, list], dict]]) -> dict[str, list | _Runs]:
     """log_request's chunks as columns: each row's fields, then the shared values, then its own (a later one wins
     a name), in order of first appearance; None where a row lacks a field. No dict per row is built."""
-    names = dict.fromkeys(k for rows, per_row, common in chunks if rows
-                          for k in (*dict.fromkeys(k for r in rows for k in r), *common, *per_row))
+    chunks = [c for c in chunks if c[0]]
+    names = dict.fromkeys(k for rows, per_row, common in chunks
+                          for k in (*dict.fromkeys(k for r in _distinct_keys(rows) for k in r), *common, *per_row))
+    runs = {n for n in names if all(n in common and n not in per_row for _, per_row, common in chunks)}
     cols: dict[str, list] = {name: [] for name in names}
     for rows, per_row, common in chunks:
-        for name, out in cols.items():
-            if name in per_row:
-                out.extend(per_row[name])
-            elif name in common:
-                out.extend([common[name]] * len(rows))
-            else:
-                out.extend([r.get(name) for r in rows])
-    return cols
+        for name, values in _row_fields(rows, [n for n in names if n not in per_row and n not in common]):
+            cols[name].extend(values)
+        for name, value in common.items():
+            if name in runs:
+                cols[name].append(value)
+            elif name not in per_row:
+                cols[name].extend([value] * len(rows))
+        for name, values in per_row.items():
+            cols[name].extend(values)
+    counts = [len(rows) for rows, _, _ in chunks]
+    return {name: _Runs(values, counts) if name in runs else values for name, values in cols.items()}
+
+
+def _distinct_keys(rows: list[dict]) -> list:
+    """The rows' key views, one per distinct set in practice: a validated request's rows all share the first's."""
+    first = rows[0].keys()
+    return [first] if all(r.keys() == first for r in rows) else [r.keys() for r in rows]
+
+
+def _row_fields(rows: list[dict], names: list[str]):
+    """(name, the rows' values) for each name; transposed in C when every row has exactly `names` (a validated
+    request's rows do): 0.43 against 0.77 ms per 500 rows x 20 for a lookup per row and name."""
+    if len(names) > 1 and rows[0].keys() == set(names) and all(len(r) == len(names) for r in rows):
+        try:
+            return zip(names, zip(*map(itemgetter(*names), rows)))
+        except KeyError:  # a row with as many fields but another name
+            pass
+    return ((name, [r.get(name) for r in rows]) for name in names)
 
 
 def _json_line(obj: dict) -> str:
@@ -64,20 +101,24 @@ def _part(folder: Location, stem: str) -> Location:
     return folder / f"part-{stem}.parquet"
 
 
-def _to_table(columns: dict[str, list]) -> pa.Table:
+def _to_table(columns: dict[str, list | _Runs]) -> pa.Table:
     """Columns as Arrow, typed as pandas typed them (large strings; an int column with a null as float64); a
     column Arrow cannot type (mixed kinds, an int beyond 64 bits) is kept as text.
 
     Straight from the columns, not through a DataFrame of records: that was most of the flush, and the flush a
     sixth of a replica's samples under 100-row load (py-spy; 3.6-4.2 against 1.1 ms per 500 rows)."""
-    cols = {}
-    for name, values in columns.items():
-        try:
-            arr = _as_pandas_typed(pa.array(values, from_pandas=True))
-        except (pa.ArrowException, OverflowError, ValueError, TypeError):
-            arr = pa.array([None if v is None else str(v) for v in values], pa.large_string())
-        cols[name] = arr
-    return pa.table(cols)
+    return pa.table({name: _to_array(values) for name, values in columns.items()})
+
+
+def _to_array(values: list | _Runs) -> pa.Array:
+    try:
+        if isinstance(values, _Runs):
+            index = np.repeat(np.arange(len(values.counts)), values.counts)
+            return _as_pandas_typed(pa.array(values.values, from_pandas=True)).take(pa.array(index))
+        return _as_pandas_typed(pa.array(values, from_pandas=True))
+    except (pa.ArrowException, OverflowError, ValueError, TypeError):
+        values = values.expand() if isinstance(values, _Runs) else values
+        return pa.array([None if v is None else str(v) for v in values], pa.large_string())
 
 
 def _as_pandas_typed(arr: pa.Array) -> pa.Array:
@@ -208,7 +249,9 @@ def recover(wal_dir: Path, folder: Location | None = None) -> int:
                 rows = sum(len(r) for r, _, _ in chunks)
                 if rows:
                     columns = _columns(chunks)
-                    columns["timestamp"] = [pd.Timestamp(t) for t in columns["timestamp"]]
+                    ts = columns["timestamp"]
+                    columns["timestamp"] = _Runs([pd.Timestamp(t) for t in ts.values], ts.counts) \
+                        if isinstance(ts, _Runs) else [pd.Timestamp(t) for t in ts]
                     _write_parquet(columns, final)
                     n += rows
         wal.unlink(missing_ok=True)

@@ -151,3 +151,32 @@ def test_flushed_columns_are_what_the_records_frame_gave():
     assert got.column("d").to_pylist() == [None, None, float(2**60 + 1), None]
     for c in ("request_id", "timestamp", "row", "score"):
         assert got.column(c).to_pylist() == expected[c].to_pylist(), c
+
+
+def test_validated_requests_take_the_transposed_path_with_the_same_result():
+    """Rows that all carry the same fields (a validated request's do) are transposed in one step, and the values a
+    request shares are converted once and repeated: the table is still the records frame's, value for value."""
+    import pyarrow as pa
+
+    from forge.monitoring import prediction_log as pl
+
+    ts = [pd.Timestamp("2026-12-01 02:00:00"), pd.Timestamp("2026-12-01 02:00:01"), pd.Timestamp("2026-12-01 02:00:02")]
+    chunks = [([{"x": float(i + j), "c": f"k{j}", "n": j} for j in range(3)],
+               {"row": [0, 1, 2], "prediction": [1, 0, 1], "score": [0.9, 0.1, 0.8]},
+               {"request_id": f"r{i}", "timestamp": ts[i], "latency_ms": 1.5 + i,
+                **({"client_request_id": "mine"} if i == 1 else {})}) for i in range(3)]
+    columns = pl._columns(chunks)
+    assert isinstance(columns["request_id"], pl._Runs) and isinstance(columns["client_request_id"], list)
+    records = [{**row, **common, **{k: v[i] for k, v in per_row.items()}}
+               for rows, per_row, common in chunks for i, row in enumerate(rows)]
+    frame = pd.DataFrame.from_records(records)
+    got = pl._to_table(columns)
+    assert got.column_names == list(frame.columns)
+    for c in frame.columns:
+        expected = pa.array(frame[c], from_pandas=True)
+        assert got.column(c).to_pylist() == expected.to_pylist(), c
+    assert got.column("request_id").type == pa.large_string() and got.column("timestamp").type == pa.timestamp("us")
+    # a row with as many fields but another name (one the shared values override) falls back to a lookup per row
+    odd = [([{"x": 1.0, "c": "a"}, {"x": 2.0, "request_id": "own"}], {"row": [0, 1]}, {"request_id": "r"})]
+    assert pl._to_table(pl._columns(odd)).to_pydict() == {"x": [1.0, 2.0], "c": ["a", None],
+                                                          "request_id": ["r", "r"], "row": [0, 1]}

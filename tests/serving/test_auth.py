@@ -86,6 +86,30 @@ def test_leeway_accepts_small_clock_skew_only():
     assert _refused(dataclasses.replace(S, leeway_s=0), f"Bearer {skewed}")
 
 
+def test_a_verified_token_is_kept_only_while_valid_and_only_byte_for_byte():
+    """The replica keeps the claims of a token it verified (a client resends the same one): a hit is checked
+    against the clock again, and a token that differs anywhere (a forged signature) is verified in full."""
+    from forge.serving.auth import _VerifiedTokens
+
+    strict = dataclasses.replace(S, leeway_s=0)
+    kept = _VerifiedTokens(strict, max_entries=2)
+    token = jwt.encode(_claims(exp=int(time.time()) + 2), SECRET, algorithm="HS256")
+    assert kept.claims(f"Bearer {token}")["sub"] == "x" and kept.claims(f"Bearer {token}")["sub"] == "x"
+    head, body, _ = token.split(".")
+    forged = f"{head}.{body}.{base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b'=').decode()}"
+    with pytest.raises(HTTPException) as e:
+        kept.claims(f"Bearer {forged}")
+    assert e.value.status_code == 401
+    for sub in ("a", "b", "c"):  # bounded: the oldest entry goes
+        kept.claims(f"Bearer {jwt.encode(_claims(sub=sub), SECRET, algorithm='HS256')}")
+    assert len(kept._claims) == 2
+    assert kept.claims(f"Bearer {token}")["sub"] == "x"
+    time.sleep(3.1)  # past exp: refused although it is kept
+    with pytest.raises(HTTPException) as e:
+        kept.claims(f"Bearer {token}")
+    assert e.value.status_code == 401 and f"Bearer {token}" not in kept._claims
+
+
 def test_issuer_and_audience_required_when_set():
     strict = dataclasses.replace(S, issuer="forge", audience="churn-api")
     good = create_token(strict, "x", ["predict"])
