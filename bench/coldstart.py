@@ -1,5 +1,7 @@
 """bench/coldstart: `forge serve` from process start to the first 200 on /v1/predict, against the bare FastAPI +
-uvicorn app (bench/bare_app.py, the same champion) from process start to its first 200.
+uvicorn app (bench/bare_app.py, the same champion) from process start to its first 200, and against the floor
+that any Ray Serve app pays here: Ray and Serve started the same way, serving an empty route
+(bench/serve_floor.py).
 
 Forge's phases come from the line `forge serve` prints when it is up ("ready in ...: python start and imports,
 app build (schema from the registry), cluster start, replicas (start and model load)"). That line comes when
@@ -88,10 +90,25 @@ def bare_once(cfg_path: Path, port: int) -> dict:
     return {"wall_s": round(t1 - t0, 2)}
 
 
+def floor_once(port: int) -> dict:
+    """Ray + Serve with an empty route (bench/serve_floor.py), started as forge serve starts them."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.serve_floor", str(port)], cwd=ROOT,
+                            env={**os.environ, "RAY_ADDRESS": "", "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        t1 = _first_200(f"http://127.0.0.1:{port}/v1/predict", {}, {}, proc, 300)
+    finally:
+        stop(proc)
+    return {"wall_s": round(t1 - t0, 2)}
+
+
 def main(runs: int = 2) -> dict:
     cfg_path = train()
     bare, forge = "bare FastAPI+uvicorn (2 workers)", "forge serve (its own Ray)"
+    floor = "Ray + Serve, an empty route (the floor)"
     results = {bare: [bare_once(cfg_path, 8140 + i) for i in range(runs)],
+               floor: [floor_once(8145 + i) for i in range(runs)],
                forge: [forge_once(cfg_path, 8150 + i) for i in range(runs)]}
     base = min(r["wall_s"] for r in results[bare])
     print(f"\n== bench/coldstart: process start to the first 200 on /v1/predict (best of {runs}; "
