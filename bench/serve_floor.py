@@ -3,21 +3,18 @@ HAProxy and direct ingress, one replica), serving an empty FastAPI route. What R
 Forge code runs: `python -m bench.serve_floor PORT` answers POST /v1/predict until Ctrl-C.
 """
 
-import logging
 import sys
 import time
 
 from fastapi import FastAPI
 
-from forge._runtime import serve_defaults
+from forge._runtime import init_ray
 
 
 def main(port: int) -> None:
-    serve_defaults()  # before Ray starts, as forge serve does
-    import ray
+    ray = init_ray()  # forge serve's own start: Serve's defaults, then a local Ray
     from ray import serve
 
-    ray.init(address="local", log_to_driver=False, logging_level=logging.ERROR)
     api = FastAPI()
 
     @serve.deployment(name="floor", ray_actor_options={"num_cpus": 0})
