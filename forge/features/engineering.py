@@ -17,6 +17,8 @@ equal on every run.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import repeat
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -84,8 +86,22 @@ def _category_codes(values: pd.Series | list, index: dict) -> np.ndarray:
     lookup per value for small ones (pd.Categorical cost 0.2 ms a column on a 100-row request, profiled)."""
     if len(values) <= SMALL_FRAME:
         items = values if isinstance(values, list) else values.tolist()
-        return np.fromiter((index.get(v, -1) for v in items), dtype=np.int64, count=len(values))
+        return np.fromiter(map(index.get, items, repeat(-1)), dtype=np.int64, count=len(values))
     return np.asarray(pd.Categorical(values, categories=list(index)).codes, dtype=np.int64)
+
+
+def _by_column(rows: list[dict], names: list[str]) -> list:
+    """Each name's values in row order (None where a row lacks it). Transposed in C when every row has every name,
+    as a validated request's rows do: a lookup per row and name was half of a 100-row request's transform
+    (0.13 of 0.27 ms, bench/serve's 24-column model)."""
+    if rows and names:
+        try:
+            if len(names) == 1:
+                return [list(map(itemgetter(names[0]), rows))]
+            return list(zip(*map(itemgetter(*names), rows)))
+        except KeyError:
+            pass
+    return [[r.get(c) for r in rows] for c in names]
 
 
 def _numeric_block(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
@@ -219,15 +235,16 @@ class FeatureTransform:
         if self.spec.derived:
             return None
         fast = self.__dict__.get("_fast") or self._compile()
+        k = len(self.spec.numeric)
+        columns = _by_column(rows, [*self.spec.numeric, *self.spec.categorical])
         x = None
-        if self.spec.numeric:
+        if k:
             try:
-                x = np.array([[r.get(c) for c in self.spec.numeric] for r in rows], dtype="float64")
+                x = np.array(columns[:k], dtype="float64").reshape(k, len(rows)).T
             except (TypeError, ValueError, OverflowError):
                 return None
-            x = x.reshape(len(rows), len(self.spec.numeric))
-        cats = [[fill if v is None or v != v else str(v) for v in (r.get(c) for r in rows)]  # v != v: NaN
-                for c, (fill, _) in zip(self.spec.categorical, fast["categorical"])]
+        cats = [[fill if v is None or v != v else str(v) for v in values]  # v != v: NaN
+                for values, (fill, _) in zip(columns[k:], fast["categorical"])]
         return _assemble(fast, x, cats, len(rows))
 
     def _compile(self) -> dict:
