@@ -84,7 +84,7 @@ class ForgeReplica:
         self.live = LiveMonitor(registry, cfg.monitoring.drift, self.metrics, self._champion_run)
         self.labels_folder = ws.labels(cfg.name)
         self._online = None
-        self._instance_models: dict[str, type] = {}
+        self._instance_models: dict = {}  # version -> as_dicts(list[its row model])
         self._stop = threading.Event()
         # Request ids: uuid4's 32 hex digits, from a random prefix per replica and a counter. uuid4 reads the
         # kernel's random source on each call: 2% of a replica's samples under 100-row load (py-spy).
@@ -125,17 +125,18 @@ class ForgeReplica:
                                 headers={"Retry-After": str(max(1, int(self.cfg.serving.model_poll_s)))})
         return self.router.champion_version()
 
-    def typed_instances(self, instances: list[dict]) -> list:
+    def typed_instances(self, instances: list[dict]) -> list[dict]:
         """Rows checked against the served champion's schema, for an app built before any champion existed
-        (its request model could not carry the schema). The same strict model, the same 422 shape."""
-        from pydantic import TypeAdapter, ValidationError
+        (its request model could not carry the schema). The same strict model, the same 422 shape, plain dicts
+        as the typed app's body gives (`schemas.as_dicts`)."""
+        from pydantic import ValidationError
 
-        from forge.serving.schemas import served_instance_model
+        from forge.serving.schemas import as_dicts, served_instance_model
 
         version = self.serving_version()
         if version not in self._instance_models:
             model = served_instance_model(self.cfg, self.router.models[version].schema)
-            self._instance_models[version] = TypeAdapter(list[model])
+            self._instance_models[version] = as_dicts(list[model])
         try:
             return self._instance_models[version].validate_python(instances)
         except ValidationError as e:
