@@ -188,33 +188,61 @@ def run_bare(cfg_path: Path, seconds: int, connections: int, bounded: float | No
         proc.wait(30)
 
 
-def main(seconds: int = 10, connections: int = 16) -> dict:
+def _best(runs: list[dict]) -> dict:
+    """Per body size, the run with the most req/s, with every run's rate kept beside it."""
+    return {size: {**max((r[size] for r in runs), key=lambda x: x["rps"]), "rps_runs": [round(r[size]["rps"])
+                                                                                        for r in runs]}
+            for size in runs[0]}
+
+
+def main(seconds: int = 10, connections: int = 16, rounds: int = 2) -> dict:
+    """Bare and Forge take turns, `rounds` times, each best-of its rounds (timeit's rule, for both alike).
+
+    This machine's speed moves by 2-3x from one minute to the next (another tenant): one window each let a slow
+    minute decide the ratio either way (bare at 210 req/s in one full run against 667-796 in the day's others).
+    The bounded runs come in the last round, paced at half the best bare single-row rate seen so far.
+    """
     os.environ.setdefault("FORGE_JWT_SECRET", secrets.token_hex(32))
     cfg_path = train()
-    bare = "bare FastAPI+uvicorn (2 workers)"
-    results = {bare: run_bare(cfg_path, seconds, connections)}
-    target = results[bare]["1 row"]["rps"] / 2  # the issue's bar: half the bare app's single-row throughput
-    results[bare]["1 row, bounded"] = run_bare(cfg_path, seconds, connections, target)["1 row, bounded"]
-    configs = {
-        "forge, Serve's own proxy (opt-out)": {"FORGE_FAST_INGRESS": "0", "RAY_SERVE_ENABLE_HA_PROXY": "0",
-                                               "RAY_SERVE_THROUGHPUT_OPTIMIZED": "0"},
-        "forge default: HAProxy + direct ingress": {"RAY_SERVE_ENABLE_HA_PROXY": "1",
-                                                    "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
-    }
-    for port, (name, env) in enumerate(configs.items(), start=8130):
-        results[name] = run_forge(cfg_path, env, seconds, connections, port, bounded=target)
+    bare, forge = "bare FastAPI+uvicorn (2 workers)", "forge default: HAProxy + direct ingress"
+    opt_out = "forge, Serve's own proxy (opt-out)"
+    envs = {forge: {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
+            opt_out: {"FORGE_FAST_INGRESS": "0", "RAY_SERVE_ENABLE_HA_PROXY": "0",
+                      "RAY_SERVE_THROUGHPUT_OPTIMIZED": "0"}}
+    runs: dict[str, list[dict]] = {bare: [], forge: []}
+    target = None
+    for i in range(rounds):
+        last = i == rounds - 1
+        runs[bare].append(run_bare(cfg_path, seconds, connections))
+        target = max(r["1 row"]["rps"] for r in runs[bare]) / 2  # the issue's bar: half the bare app's rate
+        if last:
+            runs[bare][-1]["1 row, bounded"] = run_bare(cfg_path, seconds, connections, target)["1 row, bounded"]
+        runs[forge].append(run_forge(cfg_path, envs[forge], seconds, connections, 8130 + i,
+                                     bounded=target if last else None))
+    # Serve's own proxy is the opt-out, shown for scale: one round.
+    runs[opt_out] = [run_forge(cfg_path, envs[opt_out], seconds, connections, 8139, bounded=target)]
+    results = {name: _best(r) for name, r in runs.items()}
+    for name in (bare, forge):  # bounded ran once, in the last round
+        results[name]["1 row, bounded"] = runs[name][-1]["1 row, bounded"]
+    report(results, bare, seconds, connections, rounds, target)
+    (OUT / "results.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
+def report(results: dict, bare: str, seconds: int, connections: int, rounds: int, target: float) -> None:
     base = results[bare]
-    print(f"\n== bench/serve: wrk -t2 -c{connections} -d{seconds}s on loopback; ratios against bare FastAPI ==")
+    print(f"\n== bench/serve: wrk -t2 -c{connections} -d{seconds}s on loopback, best of {rounds} alternating rounds "
+          "(opt-out: one); ratios against bare FastAPI ==")
     print(f"   (bounded: 8 connections pacing single rows at about {target:.0f} req/s, half the bare app's rate)")
     for size in ("1 row", "100 rows", "1 row, bounded"):
         for name, r in results.items():
             x = r[size]
+            each = f"  runs {x['rps_runs']}" if "rps_runs" in x else ""
             print(f"  {size:<15} {name:<40} {x['rps']:>8.0f} req/s  x{x['rps'] / base[size]['rps']:4.2f}  "
-                  f"p50 {x['p50_ms']:6.1f} ms  p99 {x['p99_ms']:6.1f} ms  non-2xx {x['non_2xx']}")
+                  f"p50 {x['p50_ms']:6.1f} ms  p99 {x['p99_ms']:6.1f} ms  non-2xx {x['non_2xx']}{each}")
             record(f"bench/serve: {size}", name, seconds, None, base[size]["rps"] / x["rps"] if x["rps"] else
-                   float("nan"), bare, rps=round(x["rps"]), p99_ms=x["p99_ms"], non_2xx=x["non_2xx"])
-    (OUT / "results.json").write_text(json.dumps(results, indent=2))
-    return results
+                   float("nan"), bare, rps=round(x["rps"]), p99_ms=x["p99_ms"], non_2xx=x["non_2xx"],
+                   **({"rps_runs": x["rps_runs"]} if "rps_runs" in x else {}))
 
 
 if __name__ == "__main__":
