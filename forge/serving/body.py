@@ -15,11 +15,10 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 
-def json_body(model: type[BaseModel] | TypeAdapter):
-    """A FastAPI dependency: the request's JSON body as `model` (a model, or a TypeAdapter such as
-    `schemas.as_dicts(model)` for plain dicts). List it after the auth dependency: FastAPI solves dependencies in
-    order, so a caller without a valid token never gets its body parsed."""
-    validate = model.validate_json if isinstance(model, TypeAdapter) else model.model_validate_json
+def json_body(adapter: TypeAdapter):
+    """A FastAPI dependency: the request's JSON body validated by `adapter` (`schemas.as_dicts(model)`: plain
+    dicts). List it after the auth dependency: FastAPI solves dependencies in order, so a caller without a valid
+    token never gets its body parsed."""
 
     async def dependency(request: Request) -> Any:
         raw = await request.body()  # the app's BodyLimit has bounded its size already
@@ -27,7 +26,7 @@ def json_body(model: type[BaseModel] | TypeAdapter):
             raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required",
                                            "input": None}])
         try:
-            return validate(raw)
+            return adapter.validate_json(raw)
         except ValidationError as e:
             raise RequestValidationError([{**err, "loc": ("body", *err["loc"])} for err in e.errors()]) from None
 

@@ -84,7 +84,7 @@ class ForgeReplica:
         self.live = LiveMonitor(registry, cfg.monitoring.drift, self.metrics, self._champion_run)
         self.labels_folder = ws.labels(cfg.name)
         self._online = None
-        self._instance_models: dict = {}  # version -> as_dicts(list[its row model])
+        self._row_checks: dict = {}  # version -> as_dicts(list[its row model])
         self._stop = threading.Event()
         # Request ids: uuid4's 32 hex digits, from a random prefix per replica and a counter. uuid4 reads the
         # kernel's random source on each call: 2% of a replica's samples under 100-row load (py-spy).
@@ -134,11 +134,11 @@ class ForgeReplica:
         from forge.serving.schemas import as_dicts, served_instance_model
 
         version = self.serving_version()
-        if version not in self._instance_models:
+        if version not in self._row_checks:
             model = served_instance_model(self.cfg, self.router.models[version].schema)
-            self._instance_models[version] = as_dicts(list[model])
+            self._row_checks[version] = as_dicts(list[model])
         try:
-            return self._instance_models[version].validate_python(instances)
+            return self._row_checks[version].validate_python(instances)
         except ValidationError as e:
             raise HTTPException(422, [{"loc": ["body", "instances", *err["loc"]], "msg": err["msg"],
                                        "type": err["type"]} for err in e.errors()]) from None
