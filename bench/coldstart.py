@@ -28,12 +28,18 @@ PHASES = re.compile(r"ready in ([\d.]+) s: imports ([\d.]+) s, app build ([\d.]+
 
 
 def _first_200(url: str, body: dict, headers: dict, proc: subprocess.Popen, timeout: float) -> float:
+    """Poll every 50 ms while the port refuses or the route is missing; a request the server has taken is waited
+    for, as curl waits. A client that gives up on it is not only impatient: in Ray 2.60's HAProxy mode (`option
+    abortonclose`, HAProxy 2.8.25) a request abandoned while Serve's fallback proxy holds it for a starting
+    replica sets one HAProxy thread spinning (epoll_wait with a zero timeout, 14M context switches in 6 s, `show
+    activity`) until that proxy answers. With a 2 s client timeout it burned 4-14 CPU-s of a cold start here, and
+    without `abortonclose` in Serve's template it did not."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited with {proc.returncode} before answering")
         try:
-            if httpx.post(url, json=body, headers=headers, timeout=2).status_code == 200:
+            if httpx.post(url, json=body, headers=headers, timeout=max(deadline - time.time(), 1)).status_code == 200:
                 return time.perf_counter()
         except httpx.HTTPError:
             pass

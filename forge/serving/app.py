@@ -1,8 +1,9 @@
 """The Ray Serve application: a FastAPI ingress over the registered champion (and A/B variants).
 
-`build_app(cfg)` reads the champion's input schema so the request models (and /docs, when on) carry the real
-feature names and types. Every route goes through the same limits: the body size before parsing or auth
-(limits.py), then the request model (types, bounds, string lengths, row count), then the auth dependency.
+Each replica builds its FastAPI app over the champion it loaded (`_ingress`), so the request models (and /docs,
+when on) carry the real feature names and types. Every route goes through the same limits: the body size before
+parsing or auth (limits.py), then the request model (types, bounds, string lengths, row count), then the auth
+dependency.
 Replicas (replica.py) poll the registry and swap models in place when an alias moves.
 """
 
@@ -86,64 +87,88 @@ def _body_models(cfg: ForgeConfig, input_schema: dict | None) -> tuple[type, typ
     return schemas.request_model(instance, cfg.serving.max_instances), schemas.labels_model(cfg.serving.max_labels)
 
 
-def _ingress(api: FastAPI, cfg: ForgeConfig, settings: Settings, input_schema: dict | None):
-    """The ingress class: FastAPI routes over a ForgeReplica."""
-    from forge.serving.replica import ForgeReplica, client_request_id
+def _ingress(settings: Settings):
+    """The ingress class. Its FastAPI app is built in each replica, once the constructor has loaded the champion
+    (Serve's late-bound ingress, `__serve_build_asgi_app__`): the request model and /docs carry that champion's
+    schema, and the process that deploys the app neither opens the registry nor imports what a replica needs
+    (MLflow, scikit-learn). Both were 3-5 s of `forge serve`'s cold start here, beside Ray's own start (cProfile,
+    -X importtime), and the replica paid them again."""
 
-    typed = input_schema is not None  # no champion at build time: rows are checked by the replica once one loads
+    @serve.ingress()
+    class ForgeService:
+        def __init__(self, cfg_dict: dict, config_path: str):
+            from forge.serving.replica import ForgeReplica
+
+            self.replica = ForgeReplica(cfg_dict, config_path)
+
+        def reconfigure(self, user_config: dict) -> None:
+            self.replica.reconfigure(user_config)
+
+        def __serve_build_asgi_app__(self) -> FastAPI:
+            replica = self.replica
+            return _routes(replica, _app(replica.cfg, settings), settings, replica.champion_schema())
+
+        def __del__(self):
+            # Serve calls it on graceful shutdown: what is buffered is flushed, nothing is lost.
+            if hasattr(self, "replica"):
+                self.replica.close()
+
+    return ForgeService
+
+
+def _routes(replica, api: FastAPI, settings: Settings, input_schema: dict | None) -> FastAPI:
+    """The routes over one replica; typed by `input_schema`, or checked late when no champion was loaded yet."""
+    from forge.serving.replica import client_request_id
+
+    cfg = replica.cfg
+    typed = input_schema is not None  # no champion at start: rows are checked by the replica once one loads
     RequestModel, LabelsModel = _body_models(cfg, input_schema)
     predict_dep, admin_dep = require(settings, "predict"), require(settings, "admin")
     as_dicts = schemas.as_dicts(RequestModel)  # rows validated straight into dicts: no model objects to dump
     predict_body = json_body(as_dicts)  # parsed after auth, in one pydantic-core pass (body.py)
     document_models(api, [RequestModel])
 
-    @serve.ingress(api)
-    class ForgeService(ForgeReplica):
-        def _rows(self, body) -> list[dict]:
-            return _request_rows(self, body, typed)
+    @api.get("/healthz")
+    def healthz() -> dict:
+        return {"status": "ok"}
 
-        @api.get("/healthz")
-        def healthz(self) -> dict:
-            return {"status": "ok"}
+    @api.get("/readyz")
+    def readyz():
+        ready, body = replica.readiness()
+        return body if ready else JSONResponse(body, 503)
 
-        @api.get("/readyz")
-        def readyz(self):
-            ready, body = self.readiness()
-            return body if ready else JSONResponse(body, 503)
+    @api.get("/v1/models")
+    def models(claims: dict = Depends(predict_dep)) -> dict:
+        return replica.describe(full="admin" in str(claims.get("scope", "")).split())
 
-        @api.get("/v1/models")
-        def models(self, claims: dict = Depends(predict_dep)) -> dict:
-            return self.describe(full="admin" in str(claims.get("scope", "")).split())
+    @api.post("/v1/predict", response_model=schemas.PredictResponse, dependencies=[Depends(_json_body)],
+              openapi_extra=body_doc(RequestModel))
+    async def predict(request: Request, claims: dict = Depends(predict_dep),
+                      body: Any = Depends(predict_body)) -> Response:
+        client_id = client_request_id(request.headers.get("x-request-id"))
+        rows = _request_rows(replica, body, typed)
+        return _json(await replica.handle(rows, replica.router.assignment_key(request.headers, rows), client_id))
 
-        @api.post("/v1/predict", response_model=schemas.PredictResponse, dependencies=[Depends(_json_body)],
-                  openapi_extra=body_doc(RequestModel))
-        async def predict(self, request: Request, claims: dict = Depends(predict_dep),
-                          body: Any = Depends(predict_body)) -> Response:
-            client_id = client_request_id(request.headers.get("x-request-id"))
-            rows = self._rows(body)
-            return _json(await self.handle(rows, self.router.assignment_key(request.headers, rows), client_id))
+    @api.post("/v1/labels", dependencies=[Depends(_json_body)])
+    def labels(body: LabelsModel, claims: dict = Depends(admin_dep)) -> dict:  # type: ignore[valid-type]
+        return replica.accept_labels(body.model_dump()["labels"])
 
-        @api.post("/v1/labels", dependencies=[Depends(_json_body)])
-        def labels(self, body: LabelsModel, claims: dict = Depends(admin_dep)) -> dict:  # type: ignore[valid-type]
-            return self.accept_labels(body.model_dump()["labels"])
+    @api.post("/v1/alerts", dependencies=[Depends(_json_body)])
+    def alerts(body: schemas.AlertWebhook, claims: dict = Depends(admin_dep)) -> dict:
+        """Alertmanager's webhook: a firing drift alert starts a retraining check as a Ray job (admin)."""
+        return start_retraining(cfg, body, str(claims.get("sub", "anonymous")))
 
-        @api.post("/v1/alerts", dependencies=[Depends(_json_body)])
-        def alerts(self, body: schemas.AlertWebhook, claims: dict = Depends(admin_dep)) -> dict:
-            """Alertmanager's webhook: a firing drift alert starts a retraining check as a Ray job (admin)."""
-            return start_retraining(self.cfg, body, str(claims.get("sub", "anonymous")))
+    @api.post("/v2/models/{model_name}/infer", dependencies=[Depends(_json_body)])
+    async def infer_v2(model_name: str, body: schemas.InferRequest, claims: dict = Depends(predict_dep)) -> Any:
+        if model_name != cfg.name:
+            raise HTTPException(404, {"error": f"unknown model {model_name!r}"})
+        request = _v2_request(as_dicts, body)
+        if isinstance(request, JSONResponse):
+            return request
+        out = await replica.handle(_request_rows(replica, request, typed), None, body.id)
+        return _oip_response(model_name, out)
 
-        @api.post("/v2/models/{model_name}/infer", dependencies=[Depends(_json_body)])
-        async def infer_v2(self, model_name: str, body: schemas.InferRequest,
-                           claims: dict = Depends(predict_dep)) -> Any:
-            if model_name != cfg.name:
-                raise HTTPException(404, {"error": f"unknown model {model_name!r}"})
-            request = _v2_request(as_dicts, body)
-            if isinstance(request, JSONResponse):
-                return request
-            out = await self.handle(self._rows(request), None, body.id)
-            return _oip_response(model_name, out)
-
-    return ForgeService
+    return api
 
 
 def _request_rows(replica, body: dict, typed: bool) -> list[dict]:
@@ -210,15 +235,13 @@ def _options(s: ServingConfig) -> dict[str, Any]:
 
 def build_app(cfg: ForgeConfig) -> serve.Application:
     """The Serve application for `cfg` (raises AuthSetupError rather than start insecurely)."""
-    from forge.serving.replica import load_input_schema
-
     settings = Settings.from_config(cfg.serving.auth)
     if not settings.enabled:
         import sys
 
         print("forge: WARNING serving.auth.enabled is false: the API is open to anyone who can reach it",
               file=sys.stderr)
-    service = _ingress(_app(cfg, settings), cfg, settings, load_input_schema(cfg))
+    service = _ingress(settings)
     deployment = serve.deployment(name="forge", **_options(cfg.serving))(service)
     return deployment.bind(cfg.model_dump(mode="json", by_alias=True), str(cfg.config_path))
 

@@ -29,8 +29,8 @@ def deploy_app(cfg: ForgeConfig, port: int | None = None, connect=None, timings:
 
     Args:
         connect: called after the auth settings are checked and before Serve starts (the cluster connection);
-            the app is built beside it (the champion's schema from the registry: 3 s of a cold start here,
-            overlapped with Ray's 5 s start instead of added to it; bench/coldstart).
+            the deployment is declared beside it. That is cheap: each replica builds its routes over the
+            champion it loads (app.py), so this process never opens the registry.
         timings: filled with the seconds each phase took (app_build, cluster, both: their overlap's wall time,
             replicas).
     """

@@ -22,7 +22,6 @@ import pandas as pd
 from fastapi import HTTPException
 
 from forge.config import ForgeConfig, TrafficConfig
-from forge.errors import NotFoundError
 from forge.monitoring.metrics import observe_many, process_metrics
 from forge.monitoring.prediction_log import PredictionLogger
 from forge.registry.client import Registry
@@ -35,14 +34,6 @@ from forge.training.packaging import InputOutOfRange
 from forge.workspace import Workspace
 
 CLIENT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-
-
-def load_input_schema(cfg: ForgeConfig) -> dict | None:
-    """The champion's raw input schema (drives the request model and /docs); None while no champion exists."""
-    try:
-        return Registry.of(cfg).load("champion").schema
-    except NotFoundError:
-        return None
 
 
 def client_request_id(value: str | None) -> str | None:
@@ -143,6 +134,10 @@ class ForgeReplica:
             raise HTTPException(422, [{"loc": ["body", "instances", *err["loc"]], "msg": err["msg"],
                                        "type": err["type"]} for err in e.errors()]) from None
 
+    def champion_schema(self) -> dict | None:
+        """The loaded champion's raw input schema (the request model and /docs); None while none is loaded."""
+        return self.router.models[self.router.champion_version()].schema if self.router.ready() else None
+
     def readiness(self) -> tuple[bool, dict]:
         body = {"status": self.router.status(), "version": self.router.champion_version()}
         if self.router.load_error:
@@ -210,12 +205,17 @@ class ForgeReplica:
         _, n = write_labels(self.labels_folder, labels)
         return {"accepted": n}
 
+    def close(self) -> None:
+        """Stop polling and flush what is buffered (Serve's graceful shutdown calls it); a second call is a no-op."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self.shadow.close()
+        self.logger.close()
+
     def __del__(self):
-        # Serve calls __del__ on graceful shutdown: flush what is buffered so nothing is lost.
         try:
-            self._stop.set()
-            self.shadow.close()
-            self.logger.close()
+            self.close()
         except Exception:  # nosec B110: interpreter shutdown may already have torn these down
             pass
 
