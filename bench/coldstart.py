@@ -4,8 +4,9 @@ that any Ray Serve app pays here: Ray and Serve started the same way, serving an
 (bench/serve_floor.py).
 
 Forge's phases come from the line `forge serve` prints when it is up ("ready in ...: python start and imports,
-app build (schema from the registry), cluster start, replicas (start and model load)"). That line comes when
-`serve.run` returns, which can be a moment after the first 200 (the controller polls the replicas).
+app build (the deployment declared; each replica builds its own routes), cluster start, replicas (start and
+model load)"). That line comes when `serve.run` returns, which can be a moment after the first 200 (the
+controller polls the replicas).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ import httpx
 from bench._util import record
 from bench.serve import BIN, ROOT, bodies, stop, token, train
 
-PHASES = re.compile(r"ready in ([\d.]+) s: imports ([\d.]+) s, app build ([\d.]+) s beside cluster ([\d.]+) s "
-                    r"\(([\d.]+) s\), replicas ([\d.]+) s")
+PHASES = re.compile(r"ready in ([\d.]+) s: imports ([\d.]+) s, app build ([\d.]+) s, cluster ([\d.]+) s, "
+                    r"replicas ([\d.]+) s")
 
 
 def _first_200(url: str, body: dict, headers: dict, proc: subprocess.Popen, timeout: float) -> float:
@@ -73,9 +74,9 @@ def forge_once(cfg_path: Path, port: int) -> dict:
     m = next((m for m in map(PHASES.search, lines) if m), None)
     if not m:
         raise RuntimeError("no phase line in forge serve's output:\n" + "".join(lines)[-2000:])
-    total, imports, build, cluster, both, replicas = (float(x) for x in m.groups())
+    total, imports, build, cluster, replicas = (float(x) for x in m.groups())
     return {"wall_s": round(t1 - t0, 2), "imports_s": imports, "app_build_s": build, "cluster_s": cluster,
-            "build_and_cluster_s": both, "replicas_s": replicas, "ready_line_s": total}
+            "replicas_s": replicas, "ready_line_s": total}
 
 
 def bare_once(cfg_path: Path, port: int) -> dict:

@@ -105,8 +105,7 @@ def _ingress(settings: Settings):
             self.replica.reconfigure(user_config)
 
         def __serve_build_asgi_app__(self) -> FastAPI:
-            replica = self.replica
-            return _routes(replica, _app(replica.cfg, settings), settings, replica.champion_schema())
+            return _routes(self.replica, settings)
 
         def __del__(self):
             # Serve calls it on graceful shutdown: what is buffered is flushed, nothing is lost.
@@ -116,11 +115,12 @@ def _ingress(settings: Settings):
     return ForgeService
 
 
-def _routes(replica, api: FastAPI, settings: Settings, input_schema: dict | None) -> FastAPI:
-    """The routes over one replica; typed by `input_schema`, or checked late when no champion was loaded yet."""
+def _routes(replica, settings: Settings) -> FastAPI:
+    """The app over one replica; typed by its champion's schema, or checked late when none was loaded yet."""
     from forge.serving.replica import client_request_id
 
-    cfg = replica.cfg
+    cfg, input_schema = replica.cfg, replica.champion_schema()
+    api = _app(cfg, settings)
     typed = input_schema is not None  # no champion at start: rows are checked by the replica once one loads
     RequestModel, LabelsModel = _body_models(cfg, input_schema)
     predict_dep, admin_dep = require(settings, "predict"), require(settings, "admin")

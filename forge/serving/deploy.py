@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
 import subprocess
 import time
@@ -28,34 +27,25 @@ def deploy_app(cfg: ForgeConfig, port: int | None = None, connect=None, timings:
     """Run the app on the connected cluster (under `cfg.serving.route_prefix`); returns its base URL.
 
     Args:
-        connect: called after the auth settings are checked and before Serve starts (the cluster connection);
-            the deployment is declared beside it. That is cheap: each replica builds its routes over the
-            champion it loads (app.py), so this process never opens the registry.
-        timings: filled with the seconds each phase took (app_build, cluster, both: their overlap's wall time,
-            replicas).
+        connect: called once the app is declared, before Serve starts (the cluster connection). Declaring it
+            checks the auth settings (no cluster is started for an app that would refuse to run) and is cheap:
+            each replica builds its routes over the champion it loads (app.py), so this process never opens
+            the registry.
+        timings: filled with the seconds each phase took (app_build, cluster, replicas).
     """
     from ray import serve
 
     from forge.serving.app import build_app
-    from forge.serving.auth import Settings
 
-    Settings.from_config(cfg.serving.auth)  # fails fast on auth misconfiguration, before touching the cluster
     timings = {} if timings is None else timings
     t0 = time.perf_counter()
-
-    def build():
-        app = build_app(cfg)
-        timings["app_build"] = time.perf_counter() - t0
-        return app
-
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="forge-build") as pool:
-        building = pool.submit(build)
-        if connect is not None:
-            connect()
-        timings["cluster"] = time.perf_counter() - t0
-        app = building.result()
+    app = build_app(cfg)
+    t1 = time.perf_counter()
+    timings["app_build"] = t1 - t0
+    if connect is not None:
+        connect()
     t2 = time.perf_counter()
-    timings["both"] = t2 - t0
+    timings["cluster"] = t2 - t1
     port = port or cfg.serving.port
     prefix = "/" + cfg.serving.route_prefix.strip("/")
     serve.start(http_options={"host": cfg.serving.host, "port": port})
@@ -77,9 +67,9 @@ def _since_process_start() -> float:
 
 
 def _phases(total: float, t: dict) -> str:
-    imports = max(total - t["both"] - t["replicas"], 0.0)
-    return (f"ready in {total:.1f} s: imports {imports:.1f} s, app build {t['app_build']:.1f} s beside cluster "
-            f"{t['cluster']:.1f} s ({t['both']:.1f} s), replicas {t['replicas']:.1f} s")
+    imports = max(total - t["app_build"] - t["cluster"] - t["replicas"], 0.0)
+    return (f"ready in {total:.1f} s: imports {imports:.1f} s, app build {t['app_build']:.1f} s, cluster "
+            f"{t['cluster']:.1f} s, replicas {t['replicas']:.1f} s")
 
 
 def _check_ports(cfg: ForgeConfig, port: int | None, detach: bool, say) -> None:
