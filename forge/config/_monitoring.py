@@ -48,8 +48,8 @@ class AlertTriggerConfig(_Strict):
         description="Firing alerts (POST /v1/alerts, Alertmanager's webhook) that start a retraining check "
                     "(--if-drift --if-decay) as a Ray job.")
     dedup_window_s: float = Field(
-        3600, gt=0, description="At most one retraining check per Alertmanager group key in each window of this "
-                                "many seconds (the Ray job's submission id carries both).")
+        3600, gt=0, description="At most one retraining check per Alertmanager group key in any span of this many "
+                                "seconds (the Ray job's submission id carries the key and the window).")
     job_address: str | None = Field(
         None, description="Ray Jobs API the check is submitted to (e.g. http://forge-head-svc:8265 on KubeRay: "
                           "the training cluster); default: the cluster the app runs on.")
