@@ -1,7 +1,8 @@
 """bench/coldstart: `forge serve` from process start to the first 200 on /v1/predict, against the bare FastAPI +
 uvicorn app (bench/bare_app.py, the same champion) from process start to its first 200, and against the floor
 that any Ray Serve app pays here: Ray and Serve started the same way, serving an empty route
-(bench/serve_floor.py).
+(bench/serve_floor.py). Then `forge serve` onto a running cluster (`ray start --head`, its start timed apart),
+as on a RayCluster: the first app, and an app deployed again with Serve already up.
 
 Forge's phases come from the line `forge serve` prints when it is up ("ready in ...: python start and imports,
 app build (the deployment declared; each replica builds its own routes), cluster start, replicas (start and
@@ -23,6 +24,8 @@ import httpx
 
 from bench._util import record
 from bench.serve import BIN, ROOT, bodies, stop, token, train
+from forge._runtime import FAST_INGRESS
+from forge.serving.ports import free_ports
 
 PHASES = re.compile(r"ready in ([\d.]+) s: imports ([\d.]+) s, app build ([\d.]+) s, cluster ([\d.]+) s, "
                     r"replicas ([\d.]+) s")
@@ -48,12 +51,13 @@ def _first_200(url: str, body: dict, headers: dict, proc: subprocess.Popen, time
     raise RuntimeError(f"no 200 from {url} within {timeout} s")
 
 
-def forge_once(cfg_path: Path, port: int) -> dict:
-    """One cold `forge serve` (its own Ray), timed to the first 200 on /v1/predict."""
+def forge_once(cfg_path: Path, port: int, cluster: dict | None = None) -> dict:
+    """One `forge serve`, timed to the first 200 on /v1/predict: cold (its own Ray), or with `cluster`'s
+    environment (RAY_ADDRESS and its auth mode) onto a running one."""
     import threading
 
     tok = token(cfg_path)
-    env = {**os.environ, "FORGE_SERVING__PORT": str(port), "RAY_ADDRESS": ""}
+    env = {**os.environ, "FORGE_SERVING__PORT": str(port), "RAY_ADDRESS": "", **(cluster or {})}
     lines: list[str] = []
     t0 = time.perf_counter()
     proc = subprocess.Popen([str(BIN / "forge"), "serve", "-c", str(cfg_path)], env=env, stdout=subprocess.PIPE,
@@ -110,6 +114,39 @@ def floor_once(port: int) -> dict:
     return {"wall_s": round(t1 - t0, 2)}
 
 
+def attached_once(cfg_path: Path, port: int) -> dict[str, dict]:
+    """`forge serve` onto a running cluster, as on a RayCluster or after `ray start --head`: the head's start is
+    timed apart, then the first app (Serve's controller and proxies start with it) and an app deployed again
+    with Serve already up (the replica alone: the start a swap or an autoscaled replica pays)."""
+    cluster = {**FAST_INGRESS, "RAY_AUTH_MODE": "token"}  # as `forge serve` and the manifests set them
+    head = ["--port", "6391", "--dashboard-port", "8276", "--num-cpus", str(os.cpu_count() or 2)]
+    t0 = time.perf_counter()
+    subprocess.run([str(BIN / "ray"), "start", "--head", "--disable-usage-stats", *head],
+                   env={**os.environ, **cluster}, check=True, capture_output=True)
+    started = round(time.perf_counter() - t0, 2)
+    cluster["RAY_ADDRESS"] = "127.0.0.1:6391"
+    try:
+        _settle("http://127.0.0.1:8276/api/version")
+        first = forge_once(cfg_path, port, cluster)
+        again = forge_once(cfg_path, port, cluster)
+    finally:
+        subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True)
+        free_ports({"serving": port, "stats": 8404, "metrics": 9101}, print)  # HAProxy outlives `ray stop`
+    return {"first": {**first, "ray_start_s": started}, "again": again}
+
+
+def _settle(url: str) -> None:
+    """Wait for the head's dashboard to answer, then for the start's tail (its modules) to pass."""
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            httpx.get(url, timeout=2)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    time.sleep(3)
+
+
 def main(runs: int = 2) -> dict:
     cfg_path = train()
     bare, forge = "bare FastAPI+uvicorn (2 workers)", "forge serve (its own Ray)"
@@ -117,13 +154,16 @@ def main(runs: int = 2) -> dict:
     results = {bare: [bare_once(cfg_path, 8140 + i) for i in range(runs)],
                floor: [floor_once(8145 + i) for i in range(runs)],
                forge: [forge_once(cfg_path, 8150 + i) for i in range(runs)]}
+    attached = [attached_once(cfg_path, 8155 + i) for i in range(runs)]
+    results["forge serve onto a running cluster (first app)"] = [a["first"] for a in attached]
+    results["forge serve onto a running cluster (Serve up)"] = [a["again"] for a in attached]
     base = min(r["wall_s"] for r in results[bare])
     print(f"\n== bench/coldstart: process start to the first 200 on /v1/predict (best of {runs}; "
           f"ratios against {bare}) ==")
     for name, runs_ in results.items():
         best = min(runs_, key=lambda r: r["wall_s"])
         extra = {k: v for k, v in best.items() if k != "wall_s"}
-        print(f"  {name:<34} {best['wall_s']:>7.2f} s  x{best['wall_s'] / base:5.2f}  {extra or ''}")
+        print(f"  {name:<48} {best['wall_s']:>7.2f} s  x{best['wall_s'] / base:5.2f}  {extra or ''}")
         record("bench/coldstart: process start to first 200", name, best["wall_s"], None, best["wall_s"] / base,
                bare, **extra)
     return results
