@@ -23,9 +23,9 @@ from pathlib import Path
 import httpx
 
 from bench._util import record
-from bench.serve import BIN, ROOT, bodies, stop, token, train
+from bench.serve import BIN, ROOT, bodies, stop, token, train, wait_until
 from forge._runtime import FAST_INGRESS
-from forge.serving.ports import free_ports
+from forge.serving.ports import free_ports, haproxy_ports
 
 PHASES = re.compile(r"ready in ([\d.]+) s: imports ([\d.]+) s, app build ([\d.]+) s, cluster ([\d.]+) s, "
                     r"replicas ([\d.]+) s")
@@ -126,25 +126,14 @@ def attached_once(cfg_path: Path, port: int) -> dict[str, dict]:
     started = round(time.perf_counter() - t0, 2)
     cluster["RAY_ADDRESS"] = "127.0.0.1:6391"
     try:
-        _settle("http://127.0.0.1:8276/api/version")
+        wait_until(lambda: httpx.get("http://127.0.0.1:8276/api/version", timeout=2).status_code < 500, 120)
+        time.sleep(3)  # the dashboard answers before its module processes have finished starting
         first = forge_once(cfg_path, port, cluster)
         again = forge_once(cfg_path, port, cluster)
     finally:
         subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True)
-        free_ports({"serving": port, "stats": 8404, "metrics": 9101}, print)  # HAProxy outlives `ray stop`
+        free_ports({"serving": port, **haproxy_ports()}, print)  # HAProxy outlives `ray stop`
     return {"first": {**first, "ray_start_s": started}, "again": again}
-
-
-def _settle(url: str) -> None:
-    """Wait for the head's dashboard to answer, then for the start's tail (its modules) to pass."""
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            httpx.get(url, timeout=2)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    time.sleep(3)
 
 
 def main(runs: int = 2) -> dict:

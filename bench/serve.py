@@ -56,7 +56,8 @@ def train() -> Path:
     return cfg_path
 
 
-def _wait(ready, timeout: float) -> None:
+def wait_until(ready, timeout: float) -> None:
+    """Poll `ready()` every 0.5 s (a refused connection counts as not yet) until it is true; raise after `timeout`."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         try:
@@ -133,7 +134,7 @@ ray.shutdown()
                             stderr=subprocess.DEVNULL, text=True, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait(lambda: httpx.get(f"{url}/readyz", timeout=1).status_code == 200, 180)
+        wait_until(lambda: httpx.get(f"{url}/readyz", timeout=1).status_code == 200, 180)
         return measure(url, cfg_path, seconds, connections, bounded)
     finally:
         stop(proc)
@@ -181,7 +182,7 @@ def run_bare(cfg_path: Path, seconds: int, connections: int, bounded: float | No
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait(lambda: httpx.post(f"{url}/v1/predict", json=bodies(None)["1 row"], timeout=5).status_code == 200, 60)
+        wait_until(lambda: httpx.post(f"{url}/v1/predict", json=bodies(None)["1 row"], timeout=5).status_code == 200, 60)
         return measure(url, cfg_path, seconds, connections, bounded)
     finally:
         os.killpg(proc.pid, 15)

@@ -76,7 +76,7 @@ def _check_ports(cfg: ForgeConfig, port: int | None, detach: bool, say) -> None:
     """Before Forge starts a cluster of its own: free what a dead cluster's HAProxy left, or name the holder."""
     import ray
 
-    from forge.serving.ports import free_ports
+    from forge.serving.ports import free_ports, haproxy_ports
 
     if os.environ.get("RAY_ADDRESS") or ray.is_initialized():
         return
@@ -84,9 +84,7 @@ def _check_ports(cfg: ForgeConfig, port: int | None, detach: bool, say) -> None:
         return  # a running head: its own Serve proxy holds these ports
     ports = {"serving.port": port or cfg.serving.port}
     if os.environ.get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
-        ports["HAProxy stats (RAY_SERVE_HAPROXY_STATS_PORT)"] = int(os.environ.get("RAY_SERVE_HAPROXY_STATS_PORT", 8404))
-        ports["HAProxy metrics (RAY_SERVE_HAPROXY_METRICS_PORT)"] = int(
-            os.environ.get("RAY_SERVE_HAPROXY_METRICS_PORT", 9101))
+        ports.update(haproxy_ports())
     free_ports(ports, say)
 
 

@@ -42,6 +42,13 @@ def _orphaned_haproxy(proc: psutil.Process) -> bool:
         return False
 
 
+def haproxy_ports() -> dict[str, int]:
+    """The ports Serve's HAProxy holds beside the app's ({what: port}), as Ray reads them from the environment."""
+    return {"HAProxy stats (RAY_SERVE_HAPROXY_STATS_PORT)": int(os.environ.get("RAY_SERVE_HAPROXY_STATS_PORT", 8404)),
+            "HAProxy metrics (RAY_SERVE_HAPROXY_METRICS_PORT)": int(
+                os.environ.get("RAY_SERVE_HAPROXY_METRICS_PORT", 9101))}
+
+
 def free_ports(ports: dict[str, int], say: Callable[[str], None]) -> None:
     """Stop orphaned HAProxies on `ports` ({what: port}); raise PortInUse naming any other holder.
 
