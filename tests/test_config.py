@@ -3,7 +3,7 @@
 import pytest
 
 from forge.config import ConfigError, load_config
-from tests.conftest import run_cli
+from tests.conftest import cli
 
 MINIMAL = "name: penguins\ndata:\n  source: data/penguins.csv\n  target: species\n"
 
@@ -52,11 +52,11 @@ def test_env_override_with_unknown_key_fails(tmp_path):
 def test_cli_exits_2_naming_key_and_file(tmp_path):
     p = tmp_path / "forge.yaml"
     p.write_text(MINIMAL.replace("target", "targt"))
-    r = run_cli("validate", "-c", str(p), "--json")
+    r = cli("validate", "-c", str(p), "--json")
     assert r.returncode == 2
     assert "data.targt" in r.stderr and str(p) in r.stderr
 
 
 def test_cli_missing_config_exits_2(tmp_path):
-    r = run_cli("validate", "-c", str(tmp_path / "nope.yaml"))
+    r = cli("validate", "-c", str(tmp_path / "nope.yaml"))
     assert r.returncode == 2 and "not found" in r.stderr

@@ -86,7 +86,8 @@ def predict(input: str = typer.Option(..., "--input", help="CSV / Parquet / JSON
     from forge.pipelines.batch import batch_predict
 
     cfg = cfg_of(config)
-    input, output = os.path.abspath(input), os.path.abspath(output)  # relative to where the user typed them
+    # a local path is relative to where the user typed it; a URI (s3://...) is where it says
+    input, output = (p if "://" in p else os.path.abspath(p) for p in (input, output))
     from forge.training.tracking import check_tracking
 
     check_tracking(cfg)  # a dead tracking server fails here, in a second, whichever path the rows take

@@ -75,15 +75,19 @@ def _local(ahead: ReadAhead, dest: str, pinned: ModelRef) -> tuple[int, int]:
     return rows_in, rows_out
 
 
-def _on_ray(src: str, fmt: str, dest: str, pinned: ModelRef, concurrency: int) -> tuple[int, int]:
+def _on_ray(cfg: ForgeConfig, src: str, fmt: str, dest: str, pinned: ModelRef, concurrency: int) -> tuple[int, int]:
     import ray
 
+    from forge.storage import filesystem_for
+
+    store = cfg.object_store  # an s3:// input or output on MinIO or moto: the endpoint forge.yaml names
+    (src_fs, src_path), (dest_fs, dest_path) = (filesystem_for(p, store.endpoint_url, store.region) for p in (src, dest))
     reader = {"csv": ray.data.read_csv, "json": ray.data.read_json}.get(fmt, ray.data.read_parquet)
-    ds = reader(src)
+    ds = reader(src_path, filesystem=src_fs)
     out = ds.map_batches(_Predictor, fn_constructor_kwargs={"model": pinned}, batch_format="pandas",
                          concurrency=concurrency, num_cpus=0.5)  # leaves the read tasks a share of small nodes
-    out.write_parquet(dest)
-    return ds.count(), ray.data.read_parquet(dest).count()
+    out.write_parquet(dest_path, filesystem=dest_fs)
+    return ds.count(), ray.data.read_parquet(dest_path, filesystem=dest_fs).count()
 
 
 def batch_predict(cfg: ForgeConfig, input_path: str, output_path: str, model: str = "champion",
@@ -113,5 +117,5 @@ def batch_predict(cfg: ForgeConfig, input_path: str, output_path: str, model: st
     if not local:
         if connect is not None:
             connect()
-        rows_in, rows_out = _on_ray(src, fmt, dest, pinned, concurrency)
+        rows_in, rows_out = _on_ray(cfg, src, fmt, dest, pinned, concurrency)
     return {"rows": rows_out, "rows_in": rows_in, "output_path": dest, "engine": "arrow" if local else "ray"}

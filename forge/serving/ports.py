@@ -6,6 +6,8 @@ orphaned HAProxy (its parent is no Ray process) is stopped; anything else holdin
 from __future__ import annotations
 
 import os
+import random
+import socket
 from collections.abc import Callable
 
 import psutil
@@ -15,6 +17,32 @@ from forge.errors import ForgeError
 
 class PortInUse(ForgeError):
     """A port the app needs is held by a process Forge will not stop."""
+
+
+# Where a port picked now and bound later is safe: below Linux's ephemeral range (32768-60999), from which the OS
+# hands out ports bound to 0 and Ray picks its own random ones, and above Ray's worker ports (10002-19999).
+SAFE_PORTS = range(20000, 32768)
+_handed_out: set[int] = set()
+
+
+def pick_port(host: str = "127.0.0.1") -> int:
+    """A free port from SAFE_PORTS, never the same one twice in this process.
+
+    A port the OS picks (bind to 0) comes from the ephemeral range, where any process's next outgoing connection or
+    Ray's own random pick can take it before the program it was meant for binds it: Prometheus lost its port that
+    way in a test run, between `forge up` picking it and starting it."""
+    for _ in range(1000):
+        port = random.randrange(SAFE_PORTS.start, SAFE_PORTS.stop)  # nosec B311: a port number, not a secret
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise PortInUse(f"no free port between {SAFE_PORTS.start} and {SAFE_PORTS.stop - 1}")
 
 
 def _holders(port: int) -> list[psutil.Process]:

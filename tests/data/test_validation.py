@@ -8,10 +8,8 @@ import pytest
 from forge.config import load_config
 from forge.data.ingest import DataCheckError, validate_dataset
 from forge.data.validation import infer_schema
-from tests.conftest import run_cli
+from tests.conftest import cli, run_cli
 from tests.contract import cli_json
-
-pytestmark = pytest.mark.integration
 
 SCHEMA = """
   schema:
@@ -31,6 +29,7 @@ def _project(tmp_path, lines: list[str], extra: str = "") -> str:
     return str(cfg)
 
 
+@pytest.mark.integration
 def test_every_bad_row_quarantined_with_its_reason(ray_session, tmp_path):
     good = [f"{i},{i * 1.5},red,2026-01-0{1 + i % 9},{i % 2}" for i in range(20)]
     bad = {
@@ -60,6 +59,7 @@ def test_every_bad_row_quarantined_with_its_reason(ray_session, tmp_path):
     assert report["rows_quarantined"] == len(bad) and report["passed"]
 
 
+@pytest.mark.integration
 def test_in_process_and_ray_data_validation_agree(ray_session, tmp_path):
     """A small CSV is validated in this process, a large one on Ray Data (data.in_process_bytes): the same
     RowValidator, so the same version hash, counts, quarantine lines and reasons, malformed lines included."""
@@ -81,6 +81,7 @@ def test_in_process_and_ray_data_validation_agree(ray_session, tmp_path):
     pd.testing.assert_frame_equal(q[0], q[1])
 
 
+@pytest.mark.integration
 def test_dataset_check_failure_stops_with_report(ray_session, tmp_path):
     rows = [f"{i},1.0,red,2026-01-01,1" for i in range(5)]  # constant target
     with pytest.raises(DataCheckError) as e:
@@ -92,19 +93,20 @@ def test_dataset_check_failure_stops_with_report(ray_session, tmp_path):
 
 def test_cli_dataset_failure_exits_1(tmp_path):
     rows = [f"{i},1.0,red,2026-01-01,1" for i in range(5)]
-    r = run_cli("validate", "-c", _project(tmp_path, rows), "--json")
+    r = cli("validate", "-c", _project(tmp_path, rows), "--json")
     assert r.returncode == 1, r.stderr
     assert "target_not_constant" in r.stderr
 
 
 def test_cli_validate_json(tmp_path):
     rows = [f"{i},{i}.5,green,2026-01-02,{i % 2}" for i in range(30)] + ["bad,1,red,2026-01-01,0"]
-    r = run_cli("validate", "-c", _project(tmp_path, rows), "--json")
+    r = cli("validate", "-c", _project(tmp_path, rows), "--json")
     assert r.returncode == 0, r.stderr
     out = cli_json(r, "validate")
     assert out["rows_in"] == 31 and out["rows_quarantined"] == 1
 
 
+@pytest.mark.integration  # the point is the process: it starts no Ray
 def test_cli_validate_of_a_small_csv_starts_no_ray(tmp_path):
     """A CSV read in process needs no cluster: `forge validate` starts none (a start cost 4-6 s beside 1.5 s of
     work at 500k rows). A Ray address that nothing answers would fail any command that tried to join it."""
@@ -137,7 +139,7 @@ def test_a_run_that_lost_more_than_the_limit_stops_naming_the_top_reasons(tmp_pa
     cfg = tmp_path / "forge.yaml"
     (tmp_path / "d.csv").write_text("id,amount,color,when,label\n" + "\n".join(good + bad) + "\n")
     cfg.write_text(f"name: t\ndata:\n  source: d.csv\n  target: label\n{SCHEMA}  checks: {{min_rows: 2}}\n")
-    r = run_cli("validate", "-c", str(cfg), "--json")
+    r = cli("validate", "-c", str(cfg), "--json")
     assert r.returncode == 1, r.stderr
     assert "max_quarantined_fraction: observed 0.05, expected <= 0.01" in r.stderr
     # the top reasons, with counts and an example each, most frequent first
@@ -154,11 +156,11 @@ def test_strict_turns_feature_warnings_into_exit_3(tmp_path):
     (tmp_path / "d.csv").write_text("id,amount,color,when,label\n" + "\n".join(rows) + "\n")
     cfg = tmp_path / "forge.yaml"
     cfg.write_text("name: t\ndata:\n  source: d.csv\n  target: label\n")
-    r = run_cli("validate", "-c", str(cfg), "--json", "--strict")
+    r = cli("validate", "-c", str(cfg), "--json", "--strict")
     assert r.returncode == 3, r.stderr
     assert "warning: leakage: color: color alone reproduces the target" in r.stderr
     assert "warning: id_like: id" in r.stderr
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert {w["kind"] for w in out["warnings"]} == {"leakage", "id_like", "constant"}  # "when" is one date
-    r = run_cli("validate", "-c", str(cfg), "--json")
+    r = cli("validate", "-c", str(cfg), "--json")
     assert r.returncode == 0 and "warning: leakage" in r.stderr

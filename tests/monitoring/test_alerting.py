@@ -111,6 +111,7 @@ def _watched_project(cfg, folder: Path) -> Path:
     return path
 
 
+@pytest.mark.integration
 def test_drift_alerts_reach_people_and_start_one_retraining_down_to_the_gate(served, auth_headers, webhook,
                                                                               tmp_path):
     from ray import serve

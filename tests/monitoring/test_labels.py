@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from forge.data import synthetic
 from forge.monitoring.labels import LivePerformance
-from tests.conftest import run_cli
+from tests.conftest import cli
 from tests.contract import cli_json
 
 COLS = ["usage_hours", "monthly_spend", "tenure_months", "support_tickets", "age", "region", "plan", "discount"]
@@ -44,20 +44,22 @@ def test_label_file_gives_the_realised_metric(served, auth_headers, tmp_path):
                    for i, y in enumerate(chunk["churned"])]
     path = tmp_path / "labels.csv"
     pd.DataFrame(labels).to_csv(path, index=False)
-    added = run_cli("labels", "add", str(path), "-c", str(cfg.config_path), "--json")
+    added = cli("labels", "add", str(path), "-c", str(cfg.config_path), "--json")
     assert added.returncode == 0, added.stderr
     assert cli_json(added, "labels add")["labels"] == 90
 
     time.sleep(2)  # the replicas flush their prediction logs every 0.5 s
-    rep = run_cli("labels", "report", "--window", "90", "-c", str(cfg.config_path), "--json")
+    rep = cli("labels", "report", "--window", "90", "-c", str(cfg.config_path), "--json")
     assert rep.returncode == 0, rep.stderr
     out = cli_json(rep, "labels report")
     expected = roc_auc_score([x["label"] for x in labels], scores)
     assert out["metric"] == "roc_auc" and out["rows"] == 90
     assert np.isclose(out["live_value"], expected, atol=1e-9)  # the same AUC sklearn gives on what was served
-    assert out["test_value"] is not None and isinstance(out["decayed"], bool)
+    # decayed: the live AUC fell more than retraining.performance_drop below the champion's test AUC
+    assert out["test_value"] is not None
+    assert out["decayed"] is (out["test_value"] - expected > cfg.retraining.performance_drop), out
 
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"id": ["x"], "y": [1]}).to_csv(bad, index=False)
-    res = run_cli("labels", "add", str(bad), "-c", str(cfg.config_path))
+    res = cli("labels", "add", str(bad), "-c", str(cfg.config_path))
     assert res.returncode == 2 and "request_id" in res.stderr

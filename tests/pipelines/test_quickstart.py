@@ -8,13 +8,13 @@ import pytest
 
 from tests.conftest import ROOT, free_port, run_cli
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 
-def test_quickstart_answers_and_keeps_the_terminal_quiet(ray_session, tmp_path):
+def test_quickstart_answers_and_keeps_the_terminal_quiet(tmp_path):
     shutil.copy(ROOT / "examples" / "churn" / "forge.yaml", tmp_path / "forge.yaml")
-    # Its own cluster beside the session's: HAProxy's stats and metrics ports too (the session's app holds
-    # 8404 and 9101, and a second HAProxy on them crashed at start).
+    # Its own embedded cluster, with HAProxy's stats and metrics ports of its own: a session app holds 8404 and
+    # 9101 when one is up, and a second HAProxy on them crashed at start.
     env = {"FORGE_TRAINING__NUM_SAMPLES": "2", "FORGE_TRAINING__MODELS": "[logistic_regression]",
            "FORGE_SERVING__PORT": str(free_port()), "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
            "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port())}

@@ -5,10 +5,12 @@ endpoint answers a request with the late category."""
 import json
 
 import httpx
+import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import run_cli
+from forge.registry.client import Registry
+from tests.conftest import cli
 from tests.data.test_profile import seasonal
 
 pytestmark = pytest.mark.integration
@@ -23,11 +25,11 @@ def test_init_then_run_keeps_every_row_and_serves_the_late_category(served, auth
 
     frame = seasonal(1600)
     frame.to_csv(tmp_path / "hourly.csv", index=False)
-    r = run_cli("init", "hourly.csv", "--target", "count", "--json", cwd=tmp_path)
+    r = cli("init", "hourly.csv", "--target", "count", "--json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.strip().splitlines()[-1])["rows_read"] == len(frame)
     raw = yaml.safe_load((tmp_path / "forge.yaml").read_text())
-    raw["training"] = {"num_samples": 2, "models": ["linear_regression"]}
+    raw["training"] = {"num_samples": 1, "models": ["linear_regression"]}
     (tmp_path / "forge.yaml").write_text(yaml.safe_dump(raw))
 
     cfg = load_config(tmp_path / "forge.yaml")
@@ -38,6 +40,7 @@ def test_init_then_run_keeps_every_row_and_serves_the_late_category(served, auth
     assert "baseline_metric" in result and result["metric"]["name"] == "rmse"
 
     serve.run(build_app(cfg), name="hourly", route_prefix="/hourly", blocking=False)
+    champion = Registry.of(cfg).load("champion")
     try:
         url = f"http://127.0.0.1:{served[0].serving.port}/hourly/v1/predict"
         late = {"month": "Dec", "hour": 3, "temp": -4.5, "season": "autumn"}
@@ -51,6 +54,7 @@ def test_init_then_run_keeps_every_row_and_serves_the_late_category(served, auth
 
                 time.sleep(0.5)
             assert resp.status_code == 200, resp.text
-            assert isinstance(resp.json()["predictions"][0], float)
+            expected, _ = champion.predict_raw(pd.DataFrame([row]))  # the unseen season: its one-hot all zeros
+            assert resp.json()["predictions"] == pytest.approx(expected.tolist(), rel=0, abs=1e-9)
     finally:
         serve.delete("hourly")

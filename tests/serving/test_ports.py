@@ -11,6 +11,8 @@ import pytest
 from forge.serving.ports import PortInUse, free_ports
 from tests.conftest import free_port
 
+pytestmark = pytest.mark.integration  # each test starts a process that listens on a port
+
 LISTEN = "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',{port})); s.listen(); time.sleep(120)"
 
 

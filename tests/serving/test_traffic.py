@@ -132,45 +132,39 @@ def _predict(url: str, name: str, headers: dict, cfg, n: int, seed: int) -> list
     return ids
 
 
-def test_exactly_n_records_after_graceful_shutdown(served, auth_headers):
-    from ray import serve
-
-    cfg, url = served
-    _log_app(cfg, "logtest", flush_interval_s=60)  # only the shutdown flush can save them
-    ids = _predict(url, "logtest", auth_headers(), cfg, 37, seed=500)
-    folder = Workspace.from_config(cfg).predictions(cfg.name)
-    assert read_log(folder)["request_id"].isin(ids).sum() == 0  # still buffered
-    serve.delete("logtest")
-    deadline = time.time() + 30
-    while time.time() < deadline and read_log(folder)["request_id"].isin(ids).sum() < 37:
-        time.sleep(0.5)
-    assert read_log(folder)["request_id"].isin(ids).sum() == 37
-
-
 def _alive():
     from ray.util.state import list_actors
 
     return list_actors(address=state_address(), filters=[("state", "=", "ALIVE")])
 
 
-def test_exactly_n_records_after_a_replica_is_killed(served, auth_headers):
+def test_exactly_n_records_after_a_replica_is_killed_and_after_a_graceful_shutdown(served, auth_headers):
+    """One app that flushes its log only every 10 minutes: what a SIGKILLed replica held only in its write-ahead
+    segment is recovered by its replacement, and what the replacement buffers is flushed by a graceful shutdown."""
     import os
     import signal
 
     from ray import serve
 
     cfg, url = served
-    _log_app(cfg, "crashtest", flush_interval_s=600, replicas=1)  # only the write-ahead segment holds them
+    _log_app(cfg, "logtest", flush_interval_s=600, replicas=1)
+    folder = Workspace.from_config(cfg).predictions(cfg.name)
     try:
-        ids = _predict(url, "crashtest", auth_headers(), cfg, 29, seed=900)
-        folder = Workspace.from_config(cfg).predictions(cfg.name)
+        ids = _predict(url, "logtest", auth_headers(), cfg, 29, seed=900)
         assert read_log(folder)["request_id"].isin(ids).sum() == 0  # still only in the write-ahead segment
-        [victim] = [a for a in _alive() if a.class_name.startswith("ServeReplica:crashtest:")]
+        [victim] = [a for a in _alive() if a.class_name.startswith("ServeReplica:logtest:")]
         os.kill(victim.pid, signal.SIGKILL)  # no graceful shutdown, no flush
         deadline = time.time() + 90
         while time.time() < deadline and read_log(folder)["request_id"].isin(ids).sum() < 29:
             time.sleep(1)  # Serve starts a new replica; its logger recovers the dead one's segment
         assert read_log(folder)["request_id"].isin(ids).sum() == 29
-        assert any(a.pid != victim.pid for a in _alive() if a.class_name.startswith("ServeReplica:crashtest:"))
+        assert any(a.pid != victim.pid for a in _alive() if a.class_name.startswith("ServeReplica:logtest:"))
+
+        later = _predict(url, "logtest", auth_headers(), cfg, 37, seed=500)
+        assert read_log(folder)["request_id"].isin(later).sum() == 0  # buffered by the replacement
     finally:
-        serve.delete("crashtest")
+        serve.delete("logtest")  # graceful: the replica flushes what it holds
+    deadline = time.time() + 30
+    while time.time() < deadline and read_log(folder)["request_id"].isin(later).sum() < 37:
+        time.sleep(0.5)
+    assert read_log(folder)["request_id"].isin(later).sum() == 37
