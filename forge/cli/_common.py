@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import os
 import sys
@@ -22,20 +23,42 @@ from rich.console import Console
 from forge._runtime import library_output
 from forge.errors import CheckFailed, ForgeError
 
-# Bound to the real stderr: while a command runs, library_output redirects sys.stdout/sys.stderr to its log.
-err = Console(file=sys.stderr, soft_wrap=True)
+
+class _Terminal(io.TextIOBase):
+    """Where Forge's own lines go: the stderr the running command started with, since library_output sends
+    sys.stderr to its log while the command runs; outside a command, sys.stderr as it is now (a test's in-process
+    CliRunner swaps it per invocation)."""
+
+    def __init__(self) -> None:
+        self.stream = None
+
+    def _out(self):
+        return self.stream or sys.stderr
+
+    def write(self, text: str) -> int:
+        return self._out().write(text)
+
+    def flush(self) -> None:
+        self._out().flush()
+
+    def isatty(self) -> bool:
+        return self._out().isatty()
+
+
+terminal = _Terminal()
+err = Console(file=terminal, soft_wrap=True)
 ConfigOpt = typer.Option("forge.yaml", "-c", "--config", help="Path to forge.yaml.")
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object as the last line of stdout.")
 StrictOpt = typer.Option(False, "--strict", help="Exit 3 on feature warnings (leakage, constant or ID-like columns).")
 # Batch jobs push their metrics when monitoring.pushgateway is set; they and the demos log library output to the
 # workspace (`make demo` printed MLflow's registry lines, its UserWarnings and Ray's raylet warnings).
 BATCH_JOBS = {"validate", "train", "run", "predict", "drift", "retrain"}
-LOGGED = BATCH_JOBS | {"demo_quickstart", "demo_loop"}
+LOGGED = BATCH_JOBS | {"demo_quickstart", "demo_loop", "up_cmd"}
 _CONFIGS: dict[str, object] = {}
 
 
 def cfg_of(path: str):
-    """forge.yaml, parsed once per process (the decorator and the command share it)."""
+    """forge.yaml, parsed once per invocation (the decorator and the command share it)."""
     from forge.config import load_config
 
     key = os.path.abspath(path)
@@ -52,7 +75,11 @@ def say(msg: str) -> None:
 
 
 def emit(result, as_json: bool) -> None:
-    """The result at the edge: typed results become JSON here and nowhere earlier."""
+    """The result at the edge: typed results become JSON here and nowhere earlier; one that has its own lines
+    for people (`lines()`) prints them on stdout without --json."""
+    if not as_json and hasattr(result, "lines"):
+        print("\n".join(result.lines()), flush=True)
+        return
     if hasattr(result, "to_dict"):
         result = result.to_dict()
     if as_json:
@@ -67,31 +94,41 @@ def command(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        as_json = kwargs.get("as_json", False)
-        cfg = _batch_config(fn.__name__, kwargs.get("config"))
-        log = _library_log(fn.__name__, cfg)
+        _CONFIGS.clear()  # one invocation's config: FORGE_* overrides may differ from the last (in-process runs)
+        saved, terminal.stream = terminal.stream, sys.stderr
         try:
-            with _job_metrics(fn.__name__, cfg if fn.__name__ in BATCH_JOBS else None), library_output(log):
-                result = fn(*args, **kwargs)
-        except ForgeError as e:
-            _report(e, as_json)
-            raise typer.Exit(e.exit_code) from None
-        except (typer.Exit, KeyboardInterrupt):
-            raise
-        except Exception as e:
-            known = _known_library_error(e, cfg)
-            if known is None:
-                _traceback()
-                raise typer.Exit(1) from None
-            _report(known, as_json)
-            raise typer.Exit(known.exit_code) from None
+            _run(fn, args, kwargs)
         finally:
-            if log is not None and log.exists() and log.stat().st_size:
-                err.print(f"[dim]forge: Ray, Tune and MLflow output: {log}[/dim]")
-        if result is not None:
-            emit(result, as_json)
+            terminal.stream = saved
 
     return wrapper
+
+
+def _run(fn, args, kwargs) -> None:
+    """One command: its library output logged, Forge's errors as exit codes, the result printed."""
+    as_json = kwargs.get("as_json", False)
+    cfg = _batch_config(fn.__name__, kwargs.get("config"))
+    log = _library_log(fn.__name__, cfg)
+    try:
+        with _job_metrics(fn.__name__, cfg if fn.__name__ in BATCH_JOBS else None), library_output(log):
+            result = fn(*args, **kwargs)
+    except ForgeError as e:
+        _report(e, as_json)
+        raise typer.Exit(e.exit_code) from None
+    except (typer.Exit, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        known = _known_library_error(e, cfg)
+        if known is None:
+            _traceback()
+            raise typer.Exit(1) from None
+        _report(known, as_json)
+        raise typer.Exit(known.exit_code) from None
+    finally:
+        if log is not None and log.exists() and log.stat().st_size:
+            err.print(f"[dim]forge: Ray, Tune and MLflow output: {log}[/dim]")
+    if result is not None:
+        emit(result, as_json)
 
 
 def _known_library_error(e: Exception, cfg) -> ForgeError | None:
@@ -134,8 +171,8 @@ def _report(e: ForgeError, as_json: bool) -> None:
 def _traceback() -> None:
     """A bug, not a user's mistake: its traceback, the last frames only unless FORGE_DEBUG=1."""
     limit = None if os.environ.get("FORGE_DEBUG") else -4
-    print("forge: unexpected error (a bug; FORGE_DEBUG=1 shows the whole traceback):", file=sys.__stderr__)
-    traceback.print_exc(limit=limit, file=sys.__stderr__)
+    print("forge: unexpected error (a bug; FORGE_DEBUG=1 shows the whole traceback):", file=terminal)
+    traceback.print_exc(limit=limit, file=terminal)
 
 
 def _batch_config(name: str, config: str | None):
@@ -156,7 +193,8 @@ def _library_log(name: str, cfg) -> Path | None:
     if cfg is None:
         return None
     try:
-        return Workspace.from_config(cfg).local_dir("logs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        return Workspace.from_config(cfg).local_dir("logs") / f"{name.removesuffix('_cmd')}-{stamp}.log"
     except (ForgeError, OSError):
         return None  # the command itself reports the problem
 

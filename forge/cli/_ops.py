@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from forge.cli._common import ConfigOpt, JsonOpt, cfg_of, command, say
+from forge.cli._common import ConfigOpt, JsonOpt, cfg_of, command, err, say
 from forge.errors import UsageError
 
 models_app = typer.Typer(no_args_is_help=True, help="The model registry.")
@@ -97,7 +97,6 @@ def experiments_show(run: str = typer.Argument(None, help="The search's MLflow r
 
 
 def _trials_table(search) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"search {search.name} ({search.n_trials} trials, {search.started})")
@@ -107,7 +106,7 @@ def _trials_table(search) -> None:
         table.add_row(t.run_id[:8], t.family, ", ".join(f"{k}={v}" for k, v in sorted(t.params.items())), t.status,
                       str(t.iterations), "" if t.wall_s is None else f"{t.wall_s:.1f}",
                       "" if t.val_metric is None else f"{t.val_metric:.4f}")
-    Console(stderr=True).print(table)
+    err.print(table)
 
 
 def serve_cmd(action: str = typer.Argument("start", help="start (default) or stop."),
@@ -132,13 +131,17 @@ def token_create(scope: list[str] = typer.Option(["predict"], "--scope", help="p
                  ttl: int = typer.Option(3600, "--ttl", help="Seconds until the token expires "
                                                              "(at most serving.auth.max_ttl_s)."),
                  sub: str = typer.Option("forge-cli", "--sub", help="Subject claim."),
+                 dev: bool = typer.Option(False, "--dev", help="Sign with the workspace's local development secret, "
+                                                               "as `forge up` and the demos serve (dev mode)."),
                  config: str = ConfigOpt, as_json: bool = JsonOpt):
-    """Print a JWT signed with the configured secret."""
-    from forge.serving.auth import Settings, create_token
+    """Print a JWT signed with the configured secret (FORGE_JWT_SECRET, or in dev mode the local one)."""
+    from forge.serving.auth import create_token, settings_for
 
     cfg = cfg_of(config)
+    auth = cfg.serving.auth.model_copy(update={"enabled": True, "dev_mode": cfg.serving.auth.dev_mode or dev})
     scopes = [x for s in scope for x in s.split()]
-    token = create_token(Settings.from_config(cfg.serving.auth.model_copy(update={"enabled": True})), sub, scopes, ttl)
+    token = create_token(settings_for(cfg.model_copy(update={"serving": cfg.serving.model_copy(
+        update={"auth": auth})})), sub, scopes, ttl)
     if not as_json:
         print(token)
         return None
@@ -242,24 +245,15 @@ def demo_loop(config: str = ConfigOpt, as_json: bool = JsonOpt):
     return {k: v for k, v in out.items() if k not in ("auth_header", "sample")}  # no bearer token in logs
 
 
-def up_cmd(config: str = ConfigOpt, as_json: bool = JsonOpt):
-    """Start the local stack: Ray head and dashboard (and the Serve app when a champion exists), the MLflow UI,
-    Prometheus with Forge's rules, Alertmanager and the Pushgateway. Ports: monitoring.stack.*."""
+def up_cmd(grafana_url: str = typer.Option(None, "--grafana-url", help="A Grafana of yours (its URL as the browser "
+                                           "reaches it): the Ray dashboard's Metrics page embeds its panels."),
+           config: str = ConfigOpt, as_json: bool = JsonOpt):
+    """Start the local stack in dev mode: Ray head and dashboard (and the Serve app when a champion exists), the
+    MLflow UI, Prometheus with Forge's rules, Alertmanager and the Pushgateway. Ports: monitoring.stack.*.
+    Run again while it is up, it prints the table again."""
     from forge.pipelines.stack import up
 
-    out = up(cfg_of(config), say)
-    if not as_json:
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title="forge up: the local stack (`forge down` stops it)")
-        table.add_column("what")
-        table.add_column("url")
-        for name, url in out.items():
-            table.add_row(name, url or "(no champion yet)")
-        Console(stderr=True).print(table)
-        return None
-    return out
+    return up(cfg_of(config), say, grafana_url=grafana_url)
 
 
 def down_cmd(config: str = ConfigOpt, as_json: bool = JsonOpt):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -29,11 +27,6 @@ def ensure_data(cfg: ForgeConfig, rows: int) -> Path:
     return path
 
 
-def _secret() -> None:
-    if not os.environ.get("FORGE_JWT_SECRET"):
-        os.environ["FORGE_JWT_SECRET"] = secrets.token_urlsafe(32)  # per-demo secret, never a known default
-
-
 def _serve(cfg: ForgeConfig, say) -> str:
     from forge.serving.deploy import deploy_app
 
@@ -45,9 +38,17 @@ def _serve(cfg: ForgeConfig, say) -> str:
 
 
 def _token(cfg: ForgeConfig, scopes: list[str]) -> dict:
-    from forge.serving.auth import Settings, create_token
+    from forge.serving.auth import create_token, settings_for
 
-    return {"Authorization": f"Bearer {create_token(Settings.from_config(cfg.serving.auth), 'demo', scopes)}"}
+    return {"Authorization": f"Bearer {create_token(settings_for(cfg), 'demo', scopes)}"}
+
+
+def _load(config: str) -> ForgeConfig:
+    """The demo's project in dev mode: with no FORGE_JWT_SECRET set, the app and `forge token create --dev` share
+    the workspace's local development secret (`make up` then serves with the same one)."""
+    from forge.pipelines.stack import dev_config
+
+    return dev_config(load_config(config))
 
 
 def _rows(df: pd.DataFrame, inputs: list[str]) -> list[dict]:
@@ -60,10 +61,9 @@ def quickstart(config: str, rows: int = 4000, say=print) -> dict:
     from forge._runtime import init_ray
     from forge.pipelines.pipeline import run
 
-    cfg = load_config(config)
+    cfg = _load(config)
     path = ensure_data(cfg, rows)
     say(f"data: {path}")
-    _secret()
     init_ray()
     result = run(cfg, say=say)
     url = _serve(cfg, say)
@@ -127,10 +127,9 @@ def loop(config: str, say=print, keep_serving: bool = False) -> dict:
     from forge.pipelines.retrain import retrain
     from forge.registry.client import Registry
 
-    cfg = load_config(config)
+    cfg = _load(config)
     cfg.serving.model_poll_s = 2
     ensure_data(cfg, 4000)
-    _secret()
     init_ray()
     if Registry.of(cfg).version() is None:
         say("no champion yet: running the pipeline first")

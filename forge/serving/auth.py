@@ -9,17 +9,19 @@ resist guessing. A refused token gets one generic 401 body; why it was refused g
 # No `from __future__ import annotations`: `require`'s dependency is pickled by value into the replicas, where a
 # string annotation "Request" no longer resolves and FastAPI took `request` for a query parameter (422).
 import collections
+import dataclasses
 import logging
 import math
 import os
+import secrets
+import stat
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import jwt
 from fastapi import HTTPException, Request
 
-from forge.config import AuthConfig
+from forge.config import AuthConfig, ForgeConfig
 from forge.errors import UsageError
 
 DEV_SECRET = "forge-dev-secret-change-me"
@@ -27,6 +29,7 @@ KNOWN_DEFAULTS = {DEV_SECRET, "secret", "changeme", "change-me", "changethis", "
 SCOPES = ("predict", "admin")
 MIN_SECRET_CHARS = 32
 MIN_SECRET_BITS = 160  # estimated; `openssl rand -hex 32` (~250) and secrets.token_urlsafe(32) (~210) pass
+DEV_SECRET_FILE = "jwt-dev-secret"
 log = logging.getLogger("forge.serving.auth")
 
 
@@ -43,7 +46,7 @@ def estimated_bits(secret: str) -> float:
     return per_char * len(secret)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Settings:
     enabled: bool
     algorithm: str
@@ -54,8 +57,16 @@ class Settings:
     leeway_s: float = 10
     max_ttl_s: int = 86400
 
+    def verifier(self) -> "Settings":
+        """What a replica needs to check tokens, and no more: with RS256 the public key only (a private key in
+        the deploying process's environment is not pickled into the deployment, and so never lands in Ray's
+        GCS). HS256 checks with the signing secret itself, which is why production runs RS256."""
+        return dataclasses.replace(self, signing_key=None) if self.algorithm == "RS256" else self
+
     @classmethod
-    def from_config(cls, auth: AuthConfig, environ: dict | None = None) -> "Settings":
+    def from_config(cls, auth: AuthConfig, environ: dict | None = None, dev_folder: Path | None = None) -> "Settings":
+        """Settings from the config and the environment (FORGE_JWT_SECRET, FORGE_JWT_SECRET_FILE). In dev mode
+        with no secret set, the local development secret in `dev_folder` (made there on first use)."""
         env = os.environ if environ is None else environ
         claims = {"issuer": auth.issuer, "audience": auth.audience, "leeway_s": auth.leeway_s,
                   "max_ttl_s": auth.max_ttl_s}
@@ -67,12 +78,49 @@ class Settings:
             public = Path(auth.public_key_path).read_text()
             return cls(True, "RS256", env.get("FORGE_JWT_PRIVATE_KEY"), public, **claims)
         secret = env.get("FORGE_JWT_SECRET") or _secret_file(env.get("FORGE_JWT_SECRET_FILE"))
+        if not secret and auth.dev_mode and dev_folder is not None:
+            secret = dev_secret(dev_folder)
         if not secret:
             raise AuthSetupError("FORGE_JWT_SECRET is not set and serving.auth.enabled is true: refusing to start "
-                                 "(set a secret, or serving.auth.enabled: false to run without auth)")
+                                 "(set it to 32 random bytes, e.g. `openssl rand -hex 32`; or serving.auth.dev_mode: "
+                                 "true for a local development secret; or serving.auth.enabled: false)")
         if not auth.dev_mode:
             _check_secret(secret)
         return cls(True, "HS256", secret, secret, **claims)
+
+
+def settings_for(cfg: ForgeConfig) -> Settings:
+    """A project's auth settings: in dev mode its local development secret lives in the workspace's node-local
+    part (`forge serve`, `forge up` and `forge token create` on this machine find the same one)."""
+    folder = None
+    if cfg.serving.auth.dev_mode:
+        from forge.workspace import Workspace
+
+        folder = Workspace.from_config(cfg).local_dir("secrets")
+    return Settings.from_config(cfg.serving.auth, dev_folder=folder)
+
+
+def dev_secret(folder: Path) -> str:
+    """The local development secret in `folder`: 32 random bytes made on first use, readable by its owner only.
+    A file others can read is refused: anyone who can read it can mint admin tokens for the local app."""
+    path = folder / DEV_SECRET_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise AuthSetupError(f"{path}: the development secret is readable by others (mode {mode:o}): "
+                                 f"`chmod 600 {path}` or delete it") from None
+        for _ in range(20):  # another command may have just created it and not yet written it
+            secret = path.read_text().strip()
+            if secret:
+                return secret
+            time.sleep(0.05)
+        raise AuthSetupError(f"{path}: the development secret is empty: delete it to make a new one") from None
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32))
+    log.warning("forge: made a local development secret in %s (dev mode)", path)
+    return path.read_text().strip()
 
 
 def _secret_file(path: str | None) -> str | None:
