@@ -132,16 +132,34 @@ class FeatureEngineer:
         return self.transform_.feature_names
 
     def save(self, path: str | Path) -> Path:
+        """The fitted transform as a pickle, and beside it (`<path>.sig`) its signature by the project's
+        model-signing key: `load` unpickles nothing that key did not sign."""
+        from forge.signing import digest, signer
+        from forge.workspace import Workspace
+
         path = Path(path)
-        path.write_bytes(pickle.dumps(self.transform_))
+        data = pickle.dumps(self.transform_)
+        path.write_bytes(data)
+        key = signer(Workspace.from_config(self.cfg).keys())
+        Path(f"{path}.sig").write_text(key.sign(f"{self.cfg.name}:features", digest(data)))
         return path
 
     @classmethod
     def load(cls, cfg: ForgeConfig | str | Path, path: str | Path) -> FeatureEngineer:
-        """A FeatureEngineer from a file its own `save` wrote (a pickle: load only files you wrote)."""
+        """A FeatureEngineer from a file `save` wrote, unpickled only once its signature verifies.
+
+        Raises:
+            ModelLoadError: no signature beside the file, or one that does not verify (SignatureError).
+        """
+        from forge.signing import digest, verifier
+        from forge.workspace import Workspace
+
         self = cls.__new__(cls)
         self.cfg = _config(cfg)
-        self.transform_ = pickle.loads(Path(path).read_bytes())  # nosec B301: our own save() output
+        data, sig = Path(path).read_bytes(), Path(f"{path}.sig")
+        verifier(Workspace.from_config(self.cfg).keys()).verify(
+            f"{self.cfg.name}:features", digest(data), sig.read_text().strip() if sig.exists() else None, str(path))
+        self.transform_ = pickle.loads(data)  # nosec B301: its signature verified just above
         self.spec = self.transform_.spec
         return self
 

@@ -102,6 +102,11 @@ class Workspace:
         folder = self.prediction_folder(cfg)
         return folder, Path(folder.path) if folder.is_local else self.local_dir("wal", cfg.name)
 
+    def keys(self) -> Path:
+        """This node's folder of the model-signing key pair `forge` makes on first use (FORGE_SIGNING_KEY_FILE and
+        FORGE_VERIFY_KEY_FILE, as Kubernetes mounts them from Secrets, take precedence: forge/signing.py)."""
+        return self.local_dir("keys")
+
     def staging(self) -> Path:
         """Scratch space on this node for files being built before they are uploaded."""
         return self.local_dir("staging")

@@ -7,7 +7,7 @@ FORGE = Path(__file__).resolve().parent.parent / "forge"
 # Lower layers never import higher ones (lazy imports inside functions included).
 LAYERS = [
     {"forge.errors", "forge._cron", "forge._columns"},
-    {"forge.config", "forge.storage", "forge._runtime"},
+    {"forge.config", "forge.storage", "forge._runtime", "forge.signing"},
     {"forge.workspace"},
     {"forge.data", "forge.features", "forge.training"},
     {"forge.registry"},

@@ -1,7 +1,9 @@
 """`Registry`: the one way Forge reaches a project's MLflow registry.
 
 It owns the client (bound to the project's tracking URI, whatever the process-wide one is), resolves aliases,
-builds `models:/` URIs, loads models after checking their SHA-256, and reads the drift reference of a run.
+builds `models:/` URIs, registers models signed by the training side's key, loads them only once the bytes it
+unpickles match the registered SHA-256 and their signature verifies (forge/signing.py), and reads the drift
+reference of a run.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import pandas as pd
 from forge.config import ForgeConfig, TrafficConfig
 from forge.errors import ModelLoadError, NotFoundError
 from forge.registry import registry as _reg
-from forge.training.packaging import MODEL_FILE, file_sha256
+from forge.signing import digest, signer, verifier
+from forge.training.packaging import MODEL_FILE
 
 TRAFFIC_TAG = "forge.traffic"
 HASH_TAG = "forge.sha256"
+SIGNATURE_TAG, KEY_TAG = "forge.signature", "forge.signing_key"
 @contextlib.contextmanager
 def _registry_uri(uri: str):
     """mlflow.register_model has no client argument: point the process at this registry for the call."""
@@ -48,6 +52,7 @@ class ModelRef:
     name: str
     tracking_uri: str
     version: str
+    keys: str | None = None  # the model-signing keys' folder on the node that made the ref
 
     def load(self):
         return _load_once(self)
@@ -55,25 +60,27 @@ class ModelRef:
 
 @functools.lru_cache(maxsize=4)
 def _load_once(ref: ModelRef):
-    return Registry(ref.name, ref.tracking_uri).load(ref.version)
+    return Registry(ref.name, ref.tracking_uri, keys=Path(ref.keys) if ref.keys else None).load(ref.version)
 
 
 class Registry:
     """A project's registered model: versions, aliases, models, references and the serving traffic."""
 
-    def __init__(self, name: str, tracking_uri: str, client=None):
+    def __init__(self, name: str, tracking_uri: str, client=None, keys: Path | None = None):
+        """`keys`: this node's folder of the model-signing key pair (forge/signing.py; environment variables win)."""
         from mlflow import MlflowClient
 
         self.name = name
         self.tracking_uri = tracking_uri
+        self.keys = keys
         self.client = client or MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
     @classmethod
     def of(cls, cfg: ForgeConfig) -> Registry:
         """The registry of `cfg`'s project (tracking_uri, or the workspace's SQLite)."""
-        from forge.workspace import tracking_uri
+        from forge.workspace import Workspace, tracking_uri
 
-        return cls(cfg.name, tracking_uri(cfg))
+        return cls(cfg.name, tracking_uri(cfg), keys=Workspace.from_config(cfg).keys())
 
     # ---- versions and aliases ----------------------------------------------------------------
     def version(self, ref: str = _reg.CHAMPION) -> str | None:
@@ -95,7 +102,7 @@ class Registry:
 
     def ref(self, ref: str = _reg.CHAMPION) -> ModelRef:
         """The version behind `ref`, pinned, for workers to load."""
-        return ModelRef(self.name, self.tracking_uri, self.require(ref))
+        return ModelRef(self.name, self.tracking_uri, self.require(ref), str(self.keys) if self.keys else None)
 
     def model_version(self, version: str):
         return self.client.get_model_version(self.name, str(version))
@@ -118,43 +125,50 @@ class Registry:
 
     # ---- models --------------------------------------------------------------------------------
     def register(self, model, example: pd.DataFrame, tags: dict[str, str], signature=None) -> str:
-        """Log `model` in the active MLflow run and register it with `tags` and its SHA-256; returns the version."""
+        """Log `model` in the active MLflow run, signed with the training side's key, and register it with `tags`,
+        its SHA-256 and the signature; returns the version."""
         import mlflow
 
         from forge.training.packaging import log_model
 
-        info, digest = log_model(model, example, signature=signature)
+        key = signer(self.keys)
+        info, sha256, signed = log_model(model, example, self.name, key, signature=signature)
         with _registry_uri(self.tracking_uri):
-            mv = mlflow.register_model(info.model_uri, self.name, tags={**tags, HASH_TAG: digest})
+            mv = mlflow.register_model(info.model_uri, self.name, tags={
+                **tags, HASH_TAG: sha256, SIGNATURE_TAG: signed, KEY_TAG: key.verifier.key_id})
         return str(mv.version)
 
     def load(self, ref: str = _reg.CHAMPION):
-        """The ForgeModel of a version or alias, unpickled only once its bytes match the registered SHA-256.
+        """The ForgeModel of a version or alias, unpickled only once the bytes read match the registered SHA-256 and
+        the training side's signature over them verifies with this node's public key.
 
         Raises:
-            ModelLoadError: no hash recorded, a mismatch, or an artifact that cannot be read or unpickled.
+            ModelLoadError: no hash recorded, a mismatch, an artifact that cannot be read or unpickled, or
+                (SignatureError) no signature, another key's, or no public key to check it with.
         """
         import cloudpickle
 
         version = self.require(ref)
         mv = self.model_version(version)
-        expected = mv.tags.get(HASH_TAG)
+        expected, what = mv.tags.get(HASH_TAG), f"{self.name} v{version}"
         if not expected:
-            raise ModelLoadError(f"{self.name} v{version}: no {HASH_TAG} tag; Forge loads only models it registered "
+            raise ModelLoadError(f"{what}: no {HASH_TAG} tag; Forge loads only models it registered "
                                  "with a hash (re-register it with `forge train`)")
+        trusted = verifier(self.keys)  # no public key: nothing loads, before any download
         try:
             source = self.client.get_model_version_download_uri(self.name, version)
-            path = Path(_download(self.tracking_uri, f"{source.rstrip('/')}/artifacts/{MODEL_FILE}"))
+            data = Path(_download(self.tracking_uri, f"{source.rstrip('/')}/artifacts/{MODEL_FILE}")).read_bytes()
         except Exception as e:  # an artifact store that lost the file or cannot be reached
-            raise ModelLoadError(f"{self.name} v{version}: cannot download the model artifact: {e}") from e
-        actual = file_sha256(path)
+            raise ModelLoadError(f"{what}: cannot download the model artifact: {e}") from e
+        actual = digest(data)  # of the very bytes unpickled below, not of a file read again
         if actual != expected:
-            raise ModelLoadError(f"{self.name} v{version}: artifact SHA-256 {actual[:12]}... does not match the "
+            raise ModelLoadError(f"{what}: artifact SHA-256 {actual[:12]}... does not match the "
                                  f"registered {expected[:12]}...: refusing to unpickle it")
+        trusted.verify(self.name, actual, mv.tags.get(SIGNATURE_TAG), what)
         try:
-            return cloudpickle.loads(path.read_bytes())  # nosec B301: bytes checked against the registered hash
+            return cloudpickle.loads(data)  # nosec B301: its hash matched and its signature verified just above
         except Exception as e:
-            raise ModelLoadError(f"{self.name} v{version}: the artifact does not unpickle: {e}") from e
+            raise ModelLoadError(f"{what}: the artifact does not unpickle: {e}") from e
 
     def reference(self, run_id: str) -> tuple[pd.DataFrame, dict]:
         """(reference sample, feature statistics) that the training run logged for drift."""

@@ -112,7 +112,7 @@ class ForgeReplica:
     def serving_version(self) -> str:
         """The champion's version; 503 (with Retry-After) while no model is loaded yet."""
         if not self.router.ready():
-            raise HTTPException(503, {"status": self.router.status(), "error": self.router.load_error},
+            raise HTTPException(503, {"status": self.router.status(), **self.router.problem()},
                                 headers={"Retry-After": str(max(1, int(self.cfg.serving.model_poll_s)))})
         return self.router.champion_version()
 
@@ -139,9 +139,7 @@ class ForgeReplica:
         return self.router.models[self.router.champion_version()].schema if self.router.ready() else None
 
     def readiness(self) -> tuple[bool, dict]:
-        body = {"status": self.router.status(), "version": self.router.champion_version()}
-        if self.router.load_error:
-            body["load_error"] = self.router.load_error
+        body = {"status": self.router.status(), "version": self.router.champion_version(), **self.router.problem()}
         return self.router.ready(), body
 
     def describe(self, full: bool) -> dict:

@@ -28,7 +28,11 @@ class ModelRouter:
         self.metrics = metrics
         self.models: dict[str, object] = {}
         self.meta: dict[str, dict] = {}
-        self.load_error: str | None = None  # the last failed load, until a refresh succeeds
+        # The last failed load (its text, and the version that failed) until a refresh succeeds; the text goes to
+        # the replica's log, only the version and the fact to /readyz (the text can name paths and hosts).
+        self.load_error: str | None = None
+        self.failed_version: str | None = None
+        self._loading: str | None = None
         self._configured = traffic
         self._lock = threading.Lock()  # the poller and Serve's reconfigure may refresh at once
         self.state: tuple[TrafficConfig, dict[str, str]] = (traffic, {})
@@ -58,13 +62,13 @@ class ModelRouter:
         with self._lock:
             try:
                 self._refresh()
-                self.load_error = None
+                self.load_error = self.failed_version = None
             except NotFoundError as e:
-                self.load_error = str(e)
+                self.load_error, self.failed_version = str(e), None
                 if not self.routes:
                     log.warning("forge: waiting for a model: %s", e)
             except ModelLoadError as e:
-                self.load_error = str(e)
+                self.load_error, self.failed_version = str(e), self._loading
                 self.metrics.errors.inc(tags={"reason": "model_load"})
                 log.error("forge: keeping the current model: %s", e)
                 if not self.routes:
@@ -87,6 +91,7 @@ class ModelRouter:
             self.metrics.model_info.set(1, tags={"model": name, "version": version})
 
     def _load(self, version: str) -> None:
+        self._loading = version
         model = self.registry.load(version)
         mv = self.registry.model_version(version)
         run = self.registry.run(mv.run_id)
@@ -100,6 +105,10 @@ class ModelRouter:
 
     def champion_version(self) -> str | None:
         return self.routes.get(self.traffic.variants[0].name)
+
+    def problem(self) -> dict:
+        """What /readyz and a 503 say of a failed load: that it failed and which version, never its text."""
+        return {"load_error": True, "failed_version": self.failed_version} if self.failed_version else {}
 
     def status(self) -> str:
         """ready, waiting_for_model (no champion registered yet) or loading."""

@@ -7,7 +7,8 @@ and batch inference use `ForgeModel.predict_raw` for labels and probabilities.
 from __future__ import annotations
 
 import hashlib
-import pickle  # nosec B403: ForgePyfunc reads the artifact MLflow's own loader hands it
+import json
+import pickle  # nosec B403: ForgePyfunc unpickles the artifact MLflow's loader hands it, once its signature verifies
 import tempfile
 from pathlib import Path
 
@@ -17,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 import forge
+from forge.signing import SignatureError, Signer, digest, verifier
 
-MODEL_FILE = "forge_model.pkl"
+MODEL_FILE, SIGNATURE_FILE = "forge_model.pkl", "forge_model.sig.json"
 
 
 def file_sha256(path: Path) -> str:
@@ -85,8 +87,18 @@ class InputOutOfRange(ValueError):
 
 class ForgePyfunc(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
-        with open(context.artifacts["forge_model"], "rb") as f:
-            self.model: ForgeModel = pickle.load(f)  # nosec B301: the artifact of a version Forge registered
+        """MLflow's loader (`mlflow.pyfunc.load_model`): the artifact is unpickled only once its signature verifies
+        with the public key in FORGE_VERIFY_KEY_FILE (this loader knows no workspace to find one in)."""
+        data = Path(context.artifacts["forge_model"]).read_bytes()
+        signed = context.artifacts.get("forge_signature")
+        if not signed:
+            raise SignatureError("the pyfunc's forge_model: unsigned; Forge loads only models its training side signed")
+        claim = json.loads(Path(signed).read_text())
+        sha256 = digest(data)
+        if claim.get("sha256") != sha256:
+            raise SignatureError("the pyfunc's forge_model: not the bytes that were signed; refusing to unpickle it")
+        verifier(None).verify(str(claim.get("name")), sha256, claim.get("signature"), "the pyfunc's forge_model")
+        self.model: ForgeModel = pickle.loads(data)  # nosec B301: its signature verified just above
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         pred, proba = self.model.predict_raw(model_input)
@@ -105,20 +117,27 @@ def signature_of(model: ForgeModel, example: pd.DataFrame):
     return infer_signature(example, out.predict(None, example))
 
 
-def log_model(model: ForgeModel, example: pd.DataFrame, name: str = "model", signature=None):
-    """Log the pyfunc in the active run (with signature and input example); returns (ModelInfo, SHA-256 of the
-    pickled model), the hash for the registry to record and for loaders to check before unpickling."""
+def log_model(model: ForgeModel, example: pd.DataFrame, model_name: str, signer: Signer, name: str = "model",
+              signature=None):
+    """Log the pyfunc in the active run (with its MLflow signature and an input example), the pickled model signed
+    by the training side's key for `model_name`. Returns (ModelInfo, SHA-256 of the pickled bytes, the signature):
+    the registry records both, and every loader checks them before unpickling."""
     example = example[model.inputs].head(5)
     signature = signature or signature_of(model, example)
+    data = cloudpickle.dumps(model)
+    sha256 = digest(data)
+    signed = signer.sign(model_name, sha256)
     with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / MODEL_FILE
-        path.write_bytes(cloudpickle.dumps(model))
+        path, claim = Path(d) / MODEL_FILE, Path(d) / SIGNATURE_FILE
+        path.write_bytes(data)
+        claim.write_text(json.dumps({"name": model_name, "sha256": sha256, "signature": signed,
+                                     "key": signer.verifier.key_id}))
         info = mlflow.pyfunc.log_model(
             name=name,
             python_model=ForgePyfunc(),
-            artifacts={"forge_model": str(path)},
+            artifacts={"forge_model": str(path), "forge_signature": str(claim)},
             signature=signature,
             input_example=example,
             code_paths=[str(Path(forge.__file__).parent)],
         )
-        return info, file_sha256(path)
+        return info, sha256, signed

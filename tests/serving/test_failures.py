@@ -7,13 +7,15 @@ import shutil
 import signal
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
 from forge.config import ForgeConfig
 from forge.monitoring.prediction_log import read_log
-from forge.registry.client import HASH_TAG, MODEL_FILE, Registry
+from forge.registry.client import HASH_TAG, MODEL_FILE, SIGNATURE_TAG, Registry
+from forge.signing import signer
 from forge.training.packaging import file_sha256
 from forge.workspace import Workspace, tracking_uri
 from tests.conftest import wait_ready
@@ -179,25 +181,84 @@ def test_full_queue_answers_503_and_recovers(served, auth_headers):
         serve.delete("churn-tiny")
 
 
-def _tamper(cfg: ForgeConfig, version: str, how: str) -> None:
-    """Break a registered version's artifact on disk: `hash` changes its bytes (the tag no longer matches),
-    `unpickle` writes junk and records the junk's hash (it passes the check, then fails to load)."""
+class _Planted:
+    """What an attacker pickles: unpickling it creates a file (`open(marker, "w")`), so a test can tell whether
+    any of its code ran."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def _artifact(cfg: ForgeConfig, version: str) -> str:
+    source = Registry.of(cfg).client.get_model_version_download_uri(cfg.name, version)
+    return source.removeprefix("file://") + f"/artifacts/{MODEL_FILE}"
+
+
+def _bad_version(cfg: ForgeConfig, how: str, marker: str) -> str:
+    """A version a replica must not load, one per way it can be bad:
+    hash: its artifact's bytes changed after registration (the recorded SHA-256 no longer matches);
+    unpickle: junk, hashed and signed with the project's own key (as if the training side signed broken bytes);
+    unsigned: an attacker's pickle put in place of a version's artifact, its hash recorded, its signature removed;
+    foreign_key: an attacker with the registry's credentials but not the signing key registers and tags a version
+    of their own through MLflow's API, signed with a key of their own."""
+    import pickle
+
     registry = Registry.of(cfg)
-    source = registry.client.get_model_version_download_uri(cfg.name, version)
-    path = source.removeprefix("file://") + f"/artifacts/{MODEL_FILE}"
-    with open(path, "ab" if how == "hash" else "wb") as f:
-        f.write(b"tampered")
+    if how == "foreign_key":
+        return _attackers_version(cfg, pickle.dumps(_Planted(marker)))
+    version = _copy_version(cfg)
+    path = _artifact(cfg, version)
+    data = {"hash": None, "unpickle": b"junk, not a pickle", "unsigned": pickle.dumps(_Planted(marker))}[how]
+    if data is None:
+        with open(path, "ab") as f:
+            f.write(b"tampered")
+        return version
+    with open(path, "wb") as f:
+        f.write(data)
+    sha = file_sha256(Path(path))
+    registry.client.set_model_version_tag(cfg.name, version, HASH_TAG, sha)
     if how == "unpickle":
-        registry.client.set_model_version_tag(cfg.name, version, HASH_TAG, file_sha256(path))
+        registry.client.set_model_version_tag(cfg.name, version, SIGNATURE_TAG,
+                                              signer(registry.keys).sign(cfg.name, sha))
+    else:
+        registry.client.delete_model_version_tag(cfg.name, version, SIGNATURE_TAG)
+    return version
 
 
-@pytest.mark.parametrize("how", ["hash", "unpickle"])
-def test_a_bad_champion_leaves_the_old_one_serving(served, auth_headers, how):
+def _attackers_version(cfg: ForgeConfig, data: bytes) -> str:
+    """A version registered straight through MLflow, as anyone holding the registry's credentials can: a pyfunc
+    whose artifact is the attacker's pickle, its SHA-256 and a signature by the attacker's own Ed25519 key."""
+    import tempfile
+
+    import mlflow
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+    from forge.signing import Signer, digest
+    from forge.training import tracking
+    from forge.training.packaging import ForgePyfunc
+
+    attacker = Signer(Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    sha = digest(data)
+    with tempfile.TemporaryDirectory() as d, mlflow.start_run(experiment_id=tracking.setup(cfg), run_name="attacker"):
+        (Path(d) / MODEL_FILE).write_bytes(data)
+        info = mlflow.pyfunc.log_model(name="model", python_model=ForgePyfunc(),
+                                       artifacts={"forge_model": str(Path(d) / MODEL_FILE)})
+        mv = mlflow.register_model(info.model_uri, cfg.name, tags={HASH_TAG: sha,
+                                                                   SIGNATURE_TAG: attacker.sign(cfg.name, sha)})
+    return str(mv.version)
+
+
+@pytest.mark.parametrize("how", ["hash", "unpickle", "unsigned", "foreign_key"])
+def test_a_bad_champion_leaves_the_old_one_serving(served, auth_headers, how, tmp_path):
     cfg, url = served
     registry = Registry.of(cfg)
     before = registry.require("champion")
-    bad = _copy_version(cfg)
-    _tamper(cfg, bad, how)
+    marker = tmp_path / "the-attackers-code-ran"
+    bad = _bad_version(cfg, how, str(marker))
 
     def promote_bad():
         registry.promote(bad)
@@ -213,11 +274,13 @@ def test_a_bad_champion_leaves_the_old_one_serving(served, auth_headers, how):
         ready, results = _under_load(url, auth_headers(), _rows(cfg), promote_bad, threads=2)
     finally:
         registry.promote(before)
-    assert bad in ready.get("load_error", "") and ready["version"] == before, ready
+    # /readyz says that a load failed and which version, never the text (it goes to the replica's log)
+    assert ready == {"status": "ready", "version": before, "load_error": True, "failed_version": bad}, ready
     assert httpx.get(f"{url}/readyz").status_code == 200
     codes = [c for _, c, _ in results]
     assert codes and set(codes) == {200}, {c: codes.count(c) for c in set(codes)}
     assert {b["model"]["version"] for _, _, b in results} == {before}
+    assert not marker.exists(), "a replica unpickled the attacker's artifact"
 
 
 def test_tracking_server_down_while_serving(served, auth_headers, tmp_path):
