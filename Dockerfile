@@ -1,5 +1,10 @@
-# Forge on the official Ray image (Ray and Python versions pinned to constraints.txt).
-FROM rayproject/ray:2.60.0-py311-cpu
+# Forge on the official Ray image (Ray and Python versions pinned to constraints.txt). The deploy workflow
+# resolves this tag to its digest once and builds FROM the digest (RAY_IMAGE=rayproject/ray@sha256:...), so a tag
+# moved upstream cannot change what a commit's image is built on; the digest is recorded as a label.
+ARG RAY_IMAGE=rayproject/ray:2.60.0-py311-cpu
+FROM ${RAY_IMAGE}
+ARG RAY_IMAGE
+LABEL org.opencontainers.image.base.name="${RAY_IMAGE}"
 
 WORKDIR /home/ray/app
 COPY --chown=ray:users constraints.txt pyproject.toml README.md ./
@@ -11,9 +16,10 @@ RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/wh
 COPY --chown=ray:users jobs ./jobs
 COPY --chown=ray:users serve_apps ./serve_apps
 COPY --chown=ray:users examples ./examples
+COPY --chown=ray:users kuberay/forge.prod.yaml ./kuberay/forge.prod.yaml
 
-# No secrets in the image: the JWT secret, the Ray token, MLflow and S3 credentials come from Kubernetes
-# Secrets; the workspace (s3://...) from the forge-config ConfigMap.
+# No secrets in the image: the JWT public key, the model-signing keys, the Ray token, MLflow and S3 credentials come
+# from Kubernetes Secrets; the workspace (s3://...) from the forge-config ConfigMap.
 ENV FORGE_WORKSPACE=/home/ray/forge-workspace \
     RAY_SERVE_THROUGHPUT_OPTIMIZED=1 \
     OMP_NUM_THREADS=1

@@ -23,8 +23,9 @@ from forge.config import ForgeConfig, ServingConfig
 from forge.monitoring.metrics import process_metrics
 from forge.serving import schemas
 from forge.serving.alerts import start_retraining
-from forge.serving.auth import Settings, require
+from forge.serving.auth import Settings, require, settings_for
 from forge.serving.body import body_doc, document_models, json_body
+from forge.serving.docs import mount_docs
 from forge.serving.limits import BodyLimit
 from forge.serving.online import MissingFeatures
 
@@ -43,10 +44,12 @@ def docs_enabled(cfg: ForgeConfig) -> bool:
 
 def _app(cfg: ForgeConfig, settings: Settings) -> FastAPI:
     docs = docs_enabled(cfg)
-    api = FastAPI(title=f"Forge: {cfg.name}", version="1", docs_url="/docs" if docs else None, redoc_url=None,
+    api = FastAPI(title=f"Forge: {cfg.name}", version="1", docs_url=None, redoc_url=None,
                   openapi_url="/openapi.json" if docs else None,
                   description=f"Predictions from the registered model '{cfg.name}'. Auth: Bearer JWT "
                               f"({'on' if settings.enabled else 'OFF'}).")
+    if docs:
+        mount_docs(api)  # Swagger UI and ReDoc with their assets served here: no CDN (docs.py)
     api.add_middleware(BodyLimit, max_bytes=cfg.serving.max_body_bytes, on_reject=lambda: _count("too_large"))
     limit = {"instances": cfg.serving.max_instances, "labels": cfg.serving.max_labels}
 
@@ -125,8 +128,12 @@ def _routes(replica, settings: Settings) -> FastAPI:
     RequestModel, LabelsModel = _body_models(cfg, input_schema)
     predict_dep, admin_dep = require(settings, "predict"), require(settings, "admin")
     as_dicts = schemas.as_dicts(RequestModel)  # rows validated straight into dicts: no model objects to dump
-    predict_body = json_body(as_dicts)  # parsed after auth, in one pydantic-core pass (body.py)
-    document_models(api, [RequestModel])
+    # Every body is parsed after auth, in one pydantic-core pass (body.py): a caller without a valid token gets
+    # 401 whatever it sent, malformed JSON or a body at the size limit included, and costs no parse.
+    predict_body = json_body(as_dicts)
+    labels_body, alerts_body, infer_body = (json_body(TypeAdapter(m)) for m in (
+        LabelsModel, schemas.AlertWebhook, schemas.InferRequest))
+    document_models(api, [RequestModel, LabelsModel, schemas.AlertWebhook, schemas.InferRequest])
 
     @api.get("/healthz")
     def healthz() -> dict:
@@ -149,17 +156,18 @@ def _routes(replica, settings: Settings) -> FastAPI:
         rows = _request_rows(replica, body, typed)
         return _json(await replica.handle(rows, replica.router.assignment_key(request.headers, rows), client_id))
 
-    @api.post("/v1/labels", dependencies=[Depends(_json_body)])
-    def labels(body: LabelsModel, claims: dict = Depends(admin_dep)) -> dict:  # type: ignore[valid-type]
+    @api.post("/v1/labels", dependencies=[Depends(_json_body)], openapi_extra=body_doc(LabelsModel))
+    def labels(claims: dict = Depends(admin_dep), body: Any = Depends(labels_body)) -> dict:
         return replica.accept_labels(body.model_dump()["labels"])
 
-    @api.post("/v1/alerts", dependencies=[Depends(_json_body)])
-    def alerts(body: schemas.AlertWebhook, claims: dict = Depends(admin_dep)) -> dict:
+    @api.post("/v1/alerts", dependencies=[Depends(_json_body)], openapi_extra=body_doc(schemas.AlertWebhook))
+    def alerts(claims: dict = Depends(admin_dep), body: Any = Depends(alerts_body)) -> dict:
         """Alertmanager's webhook: a firing drift alert starts a retraining check as a Ray job (admin)."""
         return start_retraining(cfg, body, str(claims.get("sub", "anonymous")))
 
-    @api.post("/v2/models/{model_name}/infer", dependencies=[Depends(_json_body)])
-    async def infer_v2(model_name: str, body: schemas.InferRequest, claims: dict = Depends(predict_dep)) -> Any:
+    @api.post("/v2/models/{model_name}/infer", dependencies=[Depends(_json_body)],
+              openapi_extra=body_doc(schemas.InferRequest))
+    async def infer_v2(model_name: str, claims: dict = Depends(predict_dep), body: Any = Depends(infer_body)) -> Any:
         if model_name != cfg.name:
             raise HTTPException(404, {"error": f"unknown model {model_name!r}"})
         request = _v2_request(as_dicts, body)
@@ -206,12 +214,18 @@ def _v2_request(as_dicts: TypeAdapter, body: schemas.InferRequest):
 
 
 def _oip_response(model_name: str, out: dict) -> dict:
-    pred = out["predictions"]
+    """The Open Inference Protocol's answer: predictions, and for a classifier each row's class probabilities (a
+    [rows, classes] tensor, row-major, in the order /v1/models lists the classes)."""
+    pred, proba = out["predictions"], out["probabilities"]
     kind = "FP64" if pred and isinstance(pred[0], float) else "INT64" if pred and isinstance(pred[0], int) else "BYTES"
+    outputs = [{"name": "predictions", "shape": [len(pred)], "datatype": kind, "data": pred}]
+    if proba is not None:
+        outputs.append({"name": "probabilities", "shape": [len(proba), len(proba[0]) if proba else 0],
+                        "datatype": "FP64", "data": [p for row in proba for p in row]})
     # The protocol returns the caller's id; labels join on the server's, given in parameters.
     return {"model_name": model_name, "model_version": out["model"]["version"],
             "id": out["client_request_id"] or out["request_id"], "parameters": {"request_id": out["request_id"]},
-            "outputs": [{"name": "predictions", "shape": [len(pred)], "datatype": kind, "data": pred}]}
+            "outputs": outputs}
 
 
 def _options(s: ServingConfig) -> dict[str, Any]:
@@ -235,13 +249,13 @@ def _options(s: ServingConfig) -> dict[str, Any]:
 
 def build_app(cfg: ForgeConfig) -> serve.Application:
     """The Serve application for `cfg` (raises AuthSetupError rather than start insecurely)."""
-    settings = Settings.from_config(cfg.serving.auth)
+    settings = settings_for(cfg)
     if not settings.enabled:
         import sys
 
         print("forge: WARNING serving.auth.enabled is false: the API is open to anyone who can reach it",
               file=sys.stderr)
-    service = _ingress(settings)
+    service = _ingress(settings.verifier())  # the deployment is pickled into Ray's GCS: no signing key in it
     deployment = serve.deployment(name="forge", **_options(cfg.serving))(service)
     return deployment.bind(cfg.model_dump(mode="json", by_alias=True), str(cfg.config_path))
 

@@ -43,6 +43,32 @@ def test_contract_and_metadata(served, auth_headers):
     assert httpx.get(f"{url}/docs").status_code == 200
 
 
+def test_served_answers_are_the_champions_own_on_v1_and_v2(served, auth_headers):
+    """What /v1 and /v2 answer is what the registered champion itself predicts on the same rows: the served path
+    (rows validated into dicts, transposed, transformed with numpy) changes no number."""
+    import numpy as np
+    import pandas as pd
+
+    from forge.registry.client import Registry
+
+    cfg, url = served
+    h = auth_headers()
+    rows = _rows(cfg, 25, seed=606)
+    v1 = httpx.post(f"{url}/v1/predict", json={"instances": rows}, headers=h, timeout=30).json()
+    champion = Registry.of(cfg).load(v1["model"]["version"])
+    pred, proba = champion.predict_raw(pd.DataFrame(rows))
+    assert v1["predictions"] == pred.tolist()
+    np.testing.assert_allclose(v1["probabilities"], proba, rtol=0, atol=1e-12)
+
+    inputs = [{"name": c, "shape": [len(rows)], "datatype": "BYTES" if any(isinstance(r[c], str) for r in rows)
+               else "FP64", "data": [r[c] for r in rows]} for c in rows[0]]
+    v2 = httpx.post(f"{url}/v2/models/{cfg.name}/infer", json={"inputs": inputs}, headers=h, timeout=30).json()
+    out = {o["name"]: o for o in v2["outputs"]}
+    assert out["predictions"]["data"] == pred.tolist()
+    assert out["probabilities"]["shape"] == list(proba.shape)
+    np.testing.assert_allclose(np.reshape(out["probabilities"]["data"], proba.shape), proba, rtol=0, atol=1e-12)
+
+
 def _bearer(claims: dict, key, alg: str = "HS256") -> dict:
     return {"Authorization": "Bearer " + jwt.encode({k: v for k, v in claims.items() if v is not None}, key, alg)}
 
@@ -84,6 +110,13 @@ def test_auth_matrix_on_every_protected_route(served, auth_headers):
             r = call(headers)
             assert r.status_code == 401, (path, name, r.status_code, r.text)
             assert r.json() == {"detail": "invalid or missing credentials"}, (path, name, r.text)
+        if method == "POST":  # the body is parsed after auth: what a caller without a token sends is never read
+            for raw in ("not json", '{"instances": [', '{"unexpected": 1}'):
+                r = httpx.post(f"{url}{path}", content=raw, headers={"content-type": "application/json"})
+                assert r.status_code == 401, (path, raw, r.status_code, r.text)
+            r = httpx.post(f"{url}{path}", content="not json", headers={
+                "content-type": "application/json", **auth_headers([scope])})
+            assert r.status_code == 422, (path, r.status_code, r.text)  # and with one, it is
         other = "admin" if scope == "predict" else "predict"
         assert call(auth_headers([other])).status_code == 403, path
         assert call(auth_headers([scope])).status_code == 200, path

@@ -165,3 +165,32 @@ def test_request_model_refuses_only_what_a_person_wrote():
     assert set(soft) == {"month"}
     rows = [{"month": m} for m in ("Jan", "Dec", "Oct", None)] + [{"plan": "pro"}]  # null and absent: not new
     assert unknown_in_rows(rows, soft) == {"month": 2}
+
+
+def test_the_deployment_carries_no_rs256_private_key(tmp_path, monkeypatch):
+    """The deployment is pickled into Ray's GCS: with RS256 only the public key goes in, even when the deploying
+    process holds the private key (as `forge token create` does)."""
+    import cloudpickle
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from forge.serving.app import build_app
+    from tests.conftest import write_project
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    (tmp_path / "public.pem").write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    monkeypatch.setenv("FORGE_JWT_PRIVATE_KEY", private)
+    monkeypatch.setenv("FORGE_SERVING__AUTH__ALGORITHM", "RS256")
+    monkeypatch.setenv("FORGE_SERVING__AUTH__PUBLIC_KEY_PATH", str(tmp_path / "public.pem"))
+    from forge.config import load_config
+
+    cfg = load_config(write_project(tmp_path / "p", rows=50))
+    assert cfg.serving.auth.algorithm == "RS256"
+    pickled = cloudpickle.dumps(build_app(cfg)._bound_deployment.func_or_class)
+    body = private.splitlines()[5].encode()  # a line of the key itself, not its PEM header
+    assert body not in pickled and b"PRIVATE KEY" not in pickled
+    assert key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                                         ).splitlines()[2] in pickled  # the check is looking in the right place
