@@ -3,7 +3,7 @@
 # against the oldest version Forge is tested with. Nothing here runs for `make demo`.
 #
 #   scripts/sysdeps.sh stack   # make up: Prometheus (+ promtool), Alertmanager (+ amtool), the Pushgateway
-#   scripts/sysdeps.sh test    # make test: the stack, headless Chromium, wrk, PostgreSQL
+#   scripts/sysdeps.sh test    # make test: the stack, headless Chromium, wrk, PostgreSQL, bubblewrap (pod sandbox)
 #   scripts/sysdeps.sh bench   # make bench: wrk
 set -euo pipefail
 
@@ -11,12 +11,12 @@ set -euo pipefail
 # v2 API and `amtool config routes test`, Chromium's --headless=new, PostgreSQL's initdb --auth).
 declare -A PACKAGE=([prometheus]=prometheus [promtool]=prometheus [prometheus-alertmanager]=prometheus-alertmanager
   [amtool]=prometheus-alertmanager [prometheus-pushgateway]=prometheus-pushgateway [chromium]=chromium [wrk]=wrk
-  [initdb]=postgresql)
+  [initdb]=postgresql [bwrap]=bubblewrap)
 declare -A OLDEST=([prometheus]=2.30 [promtool]=2.30 [prometheus-alertmanager]=0.24 [amtool]=0.24
-  [prometheus-pushgateway]=1.4 [chromium]=110 [wrk]=4.1 [initdb]=13)
+  [prometheus-pushgateway]=1.4 [chromium]=110 [wrk]=4.1 [initdb]=13 [bwrap]=0.5)
 declare -A GROUP=([stack]="prometheus promtool prometheus-alertmanager amtool prometheus-pushgateway"
   [bench]="wrk")
-GROUP[test]="${GROUP[stack]} chromium wrk initdb"
+GROUP[test]="${GROUP[stack]} chromium wrk initdb bwrap"
 
 locate() {  # PostgreSQL keeps its server binaries off PATH, under its major version
   if [ "$1" = initdb ]; then ls -1 /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1; return; fi
